@@ -1,0 +1,1 @@
+typedef int gs__client_placeholder;
