@@ -1,10 +1,11 @@
 /* Allocation through the context's hooks, and the capped byte buffer. */
 #define GS_MODULE "platform.alloc"
 
-#include <gridsync/platform.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <gridsync/platform.h>
 
 #include "ctx_impl.h"
 

@@ -1,12 +1,13 @@
 /* Wall and monotonic clocks, ISO-8601 formatting, random bytes, UUIDv7. */
 #define GS_MODULE "platform.clock"
 
-#include <gridsync/platform.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include <gridsync/platform.h>
 
 #include "ctx_impl.h"
 
@@ -111,8 +112,7 @@ int gs__time_parse(int64_t *out, const char *t)
 		return GS_EINVAL;
 	if (len == 24 && (t[19] != '.' || digits(t + 20, 3, &ms)))
 		return GS_EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    s > 59)
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59)
 		return GS_EINVAL;
 	*out = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
 		h * 3600 + mi * 60 + s) *

@@ -1,11 +1,12 @@
 /* The error table, context object, detail text and log forwarding. */
 #define GS_MODULE "platform.err"
 
-#include <gridsync/platform.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <gridsync/platform.h>
 
 #include "ctx_impl.h"
 
@@ -16,8 +17,8 @@ const char *gs_strerror(int err)
 		return "success";
 	case GS_ERROR:
 		return "error";
-#define GS_ERR_TEXT(name, code, text)                                          \
-	case GS_E##name:                                                       \
+#define GS_ERR_TEXT(name, code, text) \
+	case GS_E##name:              \
 		return text;
 		GS_ERR_MAP(GS_ERR_TEXT)
 #undef GS_ERR_TEXT
@@ -33,8 +34,8 @@ const char *gs_errname(int err)
 		return "GS_OK";
 	case GS_ERROR:
 		return "GS_ERROR";
-#define GS_ERR_NAME(name, code, text)                                          \
-	case GS_E##name:                                                       \
+#define GS_ERR_NAME(name, code, text) \
+	case GS_E##name:              \
 		return "GS_E" #name;
 		GS_ERR_MAP(GS_ERR_NAME)
 #undef GS_ERR_NAME
@@ -135,8 +136,7 @@ void gs_log_stderr(enum gs_log_level lvl,
 		   const char *msg,
 		   void *payload)
 {
-	static const char *const names[] = { "error", "warn", "info",
-					     "debug" };
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 
 	(void)payload;
 	fprintf(stderr, "gridsync[%s] %s: %s\n", module,
@@ -169,7 +169,8 @@ int gs__err_wrap(struct gs_ctx *ctx, int err, const char *fmt, ...)
 	memcpy(old, ctx->errmsg, sizeof(old));
 	if (old[0] == '\0')
 		snprintf(old, sizeof(old), "%s", gs_strerror(err));
-	snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%.200s: %.300s", prefix, old);
+	snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%.200s: %.300s", prefix,
+		 old);
 	return err;
 }
 

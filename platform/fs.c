@@ -5,7 +5,6 @@
  */
 #define GS_MODULE "platform.fs"
 
-#include <gridsync/platform.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -13,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <gridsync/platform.h>
 
 static int io_err(struct gs_ctx *ctx, const char *what, const char *path)
 {

@@ -1,11 +1,12 @@
 /* SHA-256 through OpenSSL's EVP interface, hex, UTF-8 and number checks. */
 #define GS_MODULE "platform.hash"
 
-#include <gridsync/platform.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+
+#include <gridsync/platform.h>
 
 void gs__sha256(uint8_t out[GS_SHA256_LEN], const void *data, size_t len)
 {
@@ -31,7 +32,9 @@ int gs__sha256_init(struct gs__sha256_state *st)
 	return GS_OK;
 }
 
-void gs__sha256_update(struct gs__sha256_state *st, const void *data, size_t len)
+void gs__sha256_update(struct gs__sha256_state *st,
+		       const void *data,
+		       size_t len)
 {
 	GS_ASSERT(EVP_DigestUpdate(st->md, data, len) == 1);
 }

@@ -4,8 +4,9 @@
  * which columns a device may write, and how a row finds its grid.
  * tests/proto/test_manifest.c proves this matches the migrated schema.
  */
-#include <gridsync/schema.h>
 #include <string.h>
+
+#include <gridsync/schema.h>
 
 #define T  GS_COL_TEXT
 #define I  GS_COL_INTEGER
@@ -29,11 +30,15 @@
 #define RPN GS_COL_PERSONAL
 #define RNP (GS_COL_NOTNULL | GS_COL_PERSONAL)
 
-#define SEQ_DEL(del) { "server_seq", I, SRV }, { "deleted", I, del }
-#define COLS(a)      (unsigned)(sizeof(a) / sizeof((a)[0])), a
+#define SEQ_DEL(del)              \
+	{ "server_seq", I, SRV }, \
+	{                         \
+		"deleted", I, del \
+	}
+#define COLS(a) (unsigned)(sizeof(a) / sizeof((a)[0])), a
 
 static const struct gs_column admin_area[] = {
-	{ "id", T, RPK },   { "code", T, RNN }, { "level", T, RNN },
+	{ "id", T, RPK },       { "code", T, RNN }, { "level", T, RNN },
 	{ "parent_id", T, R0 }, { "name", T, RNN }, SEQ_DEL(RNN),
 };
 static const struct gs_column grid[] = {
@@ -52,12 +57,12 @@ static const struct gs_column grid[] = {
 	SEQ_DEL(RNN),
 };
 static const struct gs_column place[] = {
-	{ "id", T, RPK },	  { "kind", T, RNN },
-	{ "parent_id", T, R0 },	  { "grid_id", T, R0 },
-	{ "name", T, RNN },	  { "addr_text", T, RPN },
-	{ "addr_code", T, R0 },	  { "floors", I, R0 },
-	{ "has_lift", I, R0 },	  { "property_mgmt", T, R0 },
-	{ "lat", RL, RPN },	  { "lng", RL, RPN },
+	{ "id", T, RPK },       { "kind", T, RNN },
+	{ "parent_id", T, R0 }, { "grid_id", T, R0 },
+	{ "name", T, RNN },     { "addr_text", T, RPN },
+	{ "addr_code", T, R0 }, { "floors", I, R0 },
+	{ "has_lift", I, R0 },  { "property_mgmt", T, R0 },
+	{ "lat", RL, RPN },     { "lng", RL, RPN },
 	SEQ_DEL(RNN),
 };
 static const struct gs_column dwelling[] = {
@@ -66,19 +71,18 @@ static const struct gs_column dwelling[] = {
 	SEQ_DEL(RNN),
 };
 static const struct gs_column org[] = {
-	{ "id", T, RPK },      { "kind", T, RNN }, { "name", T, RNN },
-	{ "area_id", T, R0 },  SEQ_DEL(RNN),
+	{ "id", T, RPK },     { "kind", T, RNN }, { "name", T, RNN },
+	{ "area_id", T, R0 }, SEQ_DEL(RNN),
 };
 static const struct gs_column worker[] = {
-	{ "id", T, RPK },	   { "name", T, RNP },
-	{ "phone_masked", T, RPN }, { "org_id", T, R0 },
-	{ "role", T, RNN },	   { "is_volunteer", I, RNN },
-	{ "active", I, RNN },	   SEQ_DEL(RNN),
+	{ "id", T, RPK },     { "name", T, RNP }, { "phone_masked", T, RPN },
+	{ "org_id", T, R0 },  { "role", T, RNN }, { "is_volunteer", I, RNN },
+	{ "active", I, RNN }, SEQ_DEL(RNN),
 };
 static const struct gs_column assignment[] = {
-	{ "id", T, RPK },	  { "worker_id", T, RNN }, { "grid_id", T, RNN },
-	{ "duty", T, RNN },	  { "valid_from", T, RNN },
-	{ "valid_to", T, R0 },	  SEQ_DEL(RNN),
+	{ "id", T, RPK },   { "worker_id", T, RNN },  { "grid_id", T, RNN },
+	{ "duty", T, RNN }, { "valid_from", T, RNN }, { "valid_to", T, R0 },
+	SEQ_DEL(RNN),
 };
 static const struct gs_column category[] = {
 	{ "id", T, RPK },
@@ -94,74 +98,106 @@ static const struct gs_column category[] = {
 	SEQ_DEL(RNN),
 };
 static const struct gs_column tag_def[] = {
-	{ "code", T, RPK },	       { "name", T, RNN },
-	{ "grp", T, RNN },	       { "sensitivity", T, RNN },
-	{ "device_visible", I, RNN }, { "visit_interval_days", I, R0 },
+	{ "code", T, RPK },
+	{ "name", T, RNN },
+	{ "grp", T, RNN },
+	{ "sensitivity", T, RNN },
+	{ "device_visible", I, RNN },
+	{ "visit_interval_days", I, R0 },
 	SEQ_DEL(RNN),
 };
 static const struct gs_column sla_policy[] = {
-	{ "id", T, RPK },	    { "category_id", T, R0 },
-	{ "grade", T, R0 },	    { "stage", T, RNN },
-	{ "limit_minutes", I, RNN }, { "calendar", T, RNN },
+	{ "id", T, RPK },
+	{ "category_id", T, R0 },
+	{ "grade", T, R0 },
+	{ "stage", T, RNN },
+	{ "limit_minutes", I, RNN },
+	{ "calendar", T, RNN },
 	SEQ_DEL(RNN),
 };
 static const struct gs_column transition_rule[] = {
-	{ "from_state", T, RPK }, { "to_state", T, RPK },
-	{ "role", T, RPK },	  { "requires", T, R0 },
-	{ "offline_ok", I, RNN }, SEQ_DEL(RNN),
+	{ "from_state", T, RPK }, { "to_state", T, RPK },   { "role", T, RPK },
+	{ "requires", T, R0 },    { "offline_ok", I, RNN }, SEQ_DEL(RNN),
 };
 static const struct gs_column mobilization_task[] = {
-	{ "id", T, RPK },	     { "title", T, RNN },
-	{ "grid_id", T, RNN },	     { "issued_at", T, RNN },
-	{ "deadline_at", T, RNN },   { "instructions", T, RPN },
+	{ "id", T, RPK },
+	{ "title", T, RNN },
+	{ "grid_id", T, RNN },
+	{ "issued_at", T, RNN },
+	{ "deadline_at", T, RNN },
+	{ "instructions", T, RPN },
 	SEQ_DEL(RNN),
 };
 static const struct gs_column household[] = {
-	{ "id", T, DPK },	      { "dwelling_id", T, D0 },
-	{ "grid_id", T, DNN },	      { "head_resident_id", T, D0 },
-	{ "size", I, D0 },	      { "residence_type", T, D0 },
-	{ "tenure", T, D0 },	      { "phone_enc", B, DPN },
-	{ "status", T, DNN },	      { "last_visit_at", T, D0 },
-	{ "note", T, DPN },	      { "hlc", T, DNN },
-	{ "origin", T, DNN },	      { "created_at", T, DNN },
-	{ "created_by", T, D0 },      { "updated_at", T, D0 },
-	{ "updated_by", T, D0 },      SEQ_DEL(DNN),
+	{ "id", T, DPK },        { "dwelling_id", T, D0 },
+	{ "grid_id", T, DNN },   { "head_resident_id", T, D0 },
+	{ "size", I, D0 },       { "residence_type", T, D0 },
+	{ "tenure", T, D0 },     { "phone_enc", B, DPN },
+	{ "status", T, DNN },    { "last_visit_at", T, D0 },
+	{ "note", T, DPN },      { "hlc", T, DNN },
+	{ "origin", T, DNN },    { "created_at", T, DNN },
+	{ "created_by", T, D0 }, { "updated_at", T, D0 },
+	{ "updated_by", T, D0 }, SEQ_DEL(DNN),
 };
 static const struct gs_column resident[] = {
-	{ "id", T, DPK },	       { "household_id", T, DNN },
-	{ "name", T, DNP },	       { "gender", T, D0 },
-	{ "birth_date", T, DPN },      { "relation", T, D0 },
-	{ "id_no_enc", B, DPN },       { "id_no_hmac", T, DPN },
-	{ "id_no_masked", T, DPN },    { "ethnicity", T, D0 },
-	{ "education", T, D0 },	       { "marital", T, D0 },
-	{ "employment", T, D0 },       { "phone_enc", B, DPN },
-	{ "health_note_enc", B, DPN }, { "presence", T, DNN },
-	{ "hlc", T, DNN },	       { "origin", T, DNN },
-	{ "created_at", T, DNN },      { "created_by", T, D0 },
-	{ "updated_at", T, D0 },       { "updated_by", T, D0 },
+	{ "id", T, DPK },
+	{ "household_id", T, DNN },
+	{ "name", T, DNP },
+	{ "gender", T, D0 },
+	{ "birth_date", T, DPN },
+	{ "relation", T, D0 },
+	{ "id_no_enc", B, DPN },
+	{ "id_no_hmac", T, DPN },
+	{ "id_no_masked", T, DPN },
+	{ "ethnicity", T, D0 },
+	{ "education", T, D0 },
+	{ "marital", T, D0 },
+	{ "employment", T, D0 },
+	{ "phone_enc", B, DPN },
+	{ "health_note_enc", B, DPN },
+	{ "presence", T, DNN },
+	{ "hlc", T, DNN },
+	{ "origin", T, DNN },
+	{ "created_at", T, DNN },
+	{ "created_by", T, D0 },
+	{ "updated_at", T, D0 },
+	{ "updated_by", T, D0 },
 	SEQ_DEL(DNN),
 };
 static const struct gs_column resident_tag[] = {
-	{ "id", T, DPK },	  { "resident_id", T, DNN }, { "tag_code", T, DNN },
-	{ "grade", T, D0 },	  { "source", T, DNN },	     { "valid_from", T, D0 },
-	{ "valid_to", T, D0 },	  { "verified_by", T, D0 },  { "hlc", T, DNN },
-	{ "origin", T, DNN },	  SEQ_DEL(DNN),
+	{ "id", T, DPK },       { "resident_id", T, DNN },
+	{ "tag_code", T, DNN }, { "grade", T, D0 },
+	{ "source", T, DNN },   { "valid_from", T, D0 },
+	{ "valid_to", T, D0 },  { "verified_by", T, D0 },
+	{ "hlc", T, DNN },      { "origin", T, DNN },
+	SEQ_DEL(DNN),
 };
 static const struct gs_column visit[] = {
-	{ "id", T, DPK },	       { "household_id", T, D0 },
-	{ "grid_id", T, DNN },	       { "worker_id", T, DNN },
-	{ "kind", T, DNN },	       { "task_id", T, D0 },
-	{ "started_at", T, DNN },      { "ended_at", T, D0 },
-	{ "lat", RL, DPN },	       { "lng", RL, DPN },
-	{ "loc_accuracy_m", RL, D0 },  { "loc_source", T, D0 },
-	{ "outcome", T, DNN },	       { "answers", T, DPN },
-	{ "summary", T, DPN },	       { "supersedes_id", T, D0 },
-	{ "hlc", T, DNN },	       { "origin", T, DNN },
-	{ "created_at", T, DNN },      SEQ_DEL(DNN),
+	{ "id", T, DPK },
+	{ "household_id", T, D0 },
+	{ "grid_id", T, DNN },
+	{ "worker_id", T, DNN },
+	{ "kind", T, DNN },
+	{ "task_id", T, D0 },
+	{ "started_at", T, DNN },
+	{ "ended_at", T, D0 },
+	{ "lat", RL, DPN },
+	{ "lng", RL, DPN },
+	{ "loc_accuracy_m", RL, D0 },
+	{ "loc_source", T, D0 },
+	{ "outcome", T, DNN },
+	{ "answers", T, DPN },
+	{ "summary", T, DPN },
+	{ "supersedes_id", T, D0 },
+	{ "hlc", T, DNN },
+	{ "origin", T, DNN },
+	{ "created_at", T, DNN },
+	SEQ_DEL(DNN),
 };
 static const struct gs_column mobilization_result[] = {
-	{ "task_id", T, DPK }, { "household_id", T, DPK }, { "status", T, DNN },
-	{ "at", T, DNN },      { "visit_id", T, D0 },	    { "hlc", T, DNN },
+	{ "task_id", T, DPK }, { "household_id", T, DPK },
+	{ "status", T, DNN },  { "at", T, DNN },
+	{ "visit_id", T, D0 }, { "hlc", T, DNN },
 	{ "origin", T, DNN },  SEQ_DEL(DNN),
 };
 static const struct gs_column issue[] = {
@@ -202,32 +238,55 @@ static const struct gs_column issue[] = {
 	SEQ_DEL(DNN),
 };
 static const struct gs_column issue_event[] = {
-	{ "id", T, DPK },	      { "issue_id", T, DNN },
-	{ "kind", T, DNN },	      { "from_state", T, D0 },
-	{ "to_state", T, D0 },	      { "base_rev", I, D0 },
-	{ "actor_worker_id", T, D0 }, { "actor_role", T, DNN },
-	{ "reason_code", T, D0 },     { "note", T, DPN },
-	{ "device_time", T, DNN },    { "hlc", T, DNN },
-	{ "origin", T, DNN },	      { "apply_status", T, SNN },
-	{ "reject_reason", T, SRV },  SEQ_DEL(DNN),
+	{ "id", T, DPK },
+	{ "issue_id", T, DNN },
+	{ "kind", T, DNN },
+	{ "from_state", T, D0 },
+	{ "to_state", T, D0 },
+	{ "base_rev", I, D0 },
+	{ "actor_worker_id", T, D0 },
+	{ "actor_role", T, DNN },
+	{ "reason_code", T, D0 },
+	{ "note", T, DPN },
+	{ "device_time", T, DNN },
+	{ "hlc", T, DNN },
+	{ "origin", T, DNN },
+	{ "apply_status", T, SNN },
+	{ "reject_reason", T, SRV },
+	SEQ_DEL(DNN),
 };
 static const struct gs_column attachment[] = {
-	{ "id", T, DPK },	    { "owner_table", T, DNN },
-	{ "owner_id", T, DNN },	    { "kind", T, DNN },
-	{ "mime", T, DNN },	    { "bytes", I, DNN },
-	{ "sm3", T, DNN },	    { "taken_at", T, D0 },
-	{ "lat", RL, DPN },	    { "lng", RL, DPN },
-	{ "rel_path", T, D0 },	    { "key_id", T, D0 },
-	{ "upload_state", T, DNN }, { "remote_key", T, D0 },
-	{ "hlc", T, DNN },	    { "origin", T, DNN },
+	{ "id", T, DPK },
+	{ "owner_table", T, DNN },
+	{ "owner_id", T, DNN },
+	{ "kind", T, DNN },
+	{ "mime", T, DNN },
+	{ "bytes", I, DNN },
+	{ "sm3", T, DNN },
+	{ "taken_at", T, D0 },
+	{ "lat", RL, DPN },
+	{ "lng", RL, DPN },
+	{ "rel_path", T, D0 },
+	{ "key_id", T, D0 },
+	{ "upload_state", T, DNN },
+	{ "remote_key", T, D0 },
+	{ "hlc", T, DNN },
+	{ "origin", T, DNN },
 	SEQ_DEL(DNN),
 };
 
-#define GLOBAL(name, cls) { #name, cls, COLS(name), GS_SCOPE_GLOBAL, -1, NULL }
-#define BYGRID(name, cls, col)                                                 \
-	{ #name, cls, COLS(name), GS_SCOPE_GRID, col, NULL }
-#define BYPARENT(name, cls, col, parent)                                       \
-	{ #name, cls, COLS(name), GS_SCOPE_PARENT, col, parent }
+#define GLOBAL(name, cls)                                         \
+	{                                                         \
+#name, cls, COLS(name), GS_SCOPE_GLOBAL, -1, NULL \
+	}
+#define BYGRID(name, cls, col)                                   \
+	{                                                        \
+#name, cls, COLS(name), GS_SCOPE_GRID, col, NULL \
+	}
+#define BYPARENT(name, cls, col, parent)                             \
+	{                                                            \
+#name, cls, COLS(name), GS_SCOPE_PARENT, col, parent \
+	}
 
 /* Parents before children, so that a download applied in this order never
  * meets a missing foreign key. */
@@ -251,8 +310,7 @@ static const struct gs_table tables[] = {
 	BYPARENT(mobilization_result, GS_CLASS_A, 1, "household"),
 	BYGRID(issue, GS_CLASS_S, 9),
 	BYPARENT(issue_event, GS_CLASS_A, 1, "issue"),
-	{ "attachment", GS_CLASS_A, COLS(attachment), GS_SCOPE_OWNER, 2,
-	  NULL },
+	{ "attachment", GS_CLASS_A, COLS(attachment), GS_SCOPE_OWNER, 2, NULL },
 };
 
 const struct gs_table *gs__manifest(size_t *n_out)

@@ -27,7 +27,8 @@ static const char *const v1[] = {
 	"CREATE TABLE place ("
 	" id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK(kind IN('compound',"
 	"'building','unit','shop','poi')),"
-	" parent_id TEXT REFERENCES place(id), grid_id TEXT REFERENCES grid(id),"
+	" parent_id TEXT REFERENCES place(id), grid_id TEXT REFERENCES "
+	"grid(id),"
 	" name TEXT NOT NULL, addr_text TEXT, addr_code TEXT, floors INTEGER,"
 	" has_lift INTEGER, property_mgmt TEXT, lat REAL, lng REAL,"
 	" server_seq INTEGER, deleted INTEGER NOT NULL DEFAULT 0);",

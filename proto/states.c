@@ -4,8 +4,9 @@
  * decides it with compare-and-set on state_rev). Rule numbers in comments
  * are DOMAIN.md's.
  */
-#include <gridsync/schema.h>
 #include <string.h>
+
+#include <gridsync/schema.h>
 
 #define GW  GS_ROLE_GW
 #define CS  GS_ROLE_CS
@@ -15,32 +16,32 @@
 #define SYS GS_ROLE_SYS
 
 static const struct gs_transition rules[] = {
-	{ "", "draft", GW, GW, false, NULL },			  /* 1 */
-	{ "draft", "reported", GW, GW, false, NULL },		  /* 2 */
-	{ "", "reported", SYS | DC, 0, false, NULL },		  /* 3 */
-	{ "draft", "self_resolved", GW, GW, false, "note" },	  /* 4 */
-	{ "reported", "self_resolved", GW, GW, false, "note" },	  /* 4 */
-	{ "reported", "cancelled", GW, GW, false, NULL },	  /* 5 */
-	{ "reported", "accepted", CS | SC, 0, false, NULL },	  /* 6 */
-	{ "reported", "invalid", CS | SC, 0, false, "note" },	  /* 7 */
-	{ "self_resolved", "closed", CS, 0, false, NULL },	  /* 8 */
-	{ "self_resolved", "accepted", CS, 0, false, NULL },	  /* 9 */
+	{ "", "draft", GW, GW, false, NULL },                   /* 1 */
+	{ "draft", "reported", GW, GW, false, NULL },           /* 2 */
+	{ "", "reported", SYS | DC, 0, false, NULL },           /* 3 */
+	{ "draft", "self_resolved", GW, GW, false, "note" },    /* 4 */
+	{ "reported", "self_resolved", GW, GW, false, "note" }, /* 4 */
+	{ "reported", "cancelled", GW, GW, false, NULL },       /* 5 */
+	{ "reported", "accepted", CS | SC, 0, false, NULL },    /* 6 */
+	{ "reported", "invalid", CS | SC, 0, false, "note" },   /* 7 */
+	{ "self_resolved", "closed", CS, 0, false, NULL },      /* 8 */
+	{ "self_resolved", "accepted", CS, 0, false, NULL },    /* 9 */
 	{ "accepted", "dispatched", CS | SC | DC, 0, false,
-	  "assignee,due" },					  /* 10 */
-	{ "accepted", "in_progress", CS, 0, false, NULL },	  /* 11 */
+	  "assignee,due" },                                       /* 10 */
+	{ "accepted", "in_progress", CS, 0, false, NULL },        /* 11 */
 	{ "dispatched", "in_progress", DH | GW, GW, true, NULL }, /* 12 */
-	{ "dispatched", "returned", DH, 0, false, "note" },	  /* 13 */
-	{ "in_progress", "returned", DH, 0, false, "note" },	  /* 13 */
+	{ "dispatched", "returned", DH, 0, false, "note" },       /* 13 */
+	{ "in_progress", "returned", DH, 0, false, "note" },      /* 13 */
 	{ "returned", "dispatched", SC | DC, 0, false,
-	  "assignee,due" },					  /* 14 */
-	{ "returned", "invalid", SC | DC, 0, false, "note" },	  /* 15 */
-	{ "in_progress", "suspended", SC | DC, 0, false, "note" }, /* 16 */
-	{ "suspended", "in_progress", SC | DC, 0, false, NULL },  /* 17 */
-	{ "in_progress", "handled", DH | GW, GW, true, NULL },	  /* 18 */
-	{ "handled", "verified", GW, GW, false, NULL },		  /* 19 */
+	  "assignee,due" },                                         /* 14 */
+	{ "returned", "invalid", SC | DC, 0, false, "note" },       /* 15 */
+	{ "in_progress", "suspended", SC | DC, 0, false, "note" },  /* 16 */
+	{ "suspended", "in_progress", SC | DC, 0, false, NULL },    /* 17 */
+	{ "in_progress", "handled", DH | GW, GW, true, NULL },      /* 18 */
+	{ "handled", "verified", GW, GW, false, NULL },             /* 19 */
 	{ "handled", "dispatched", GW | SC | DC, GW, false, NULL }, /* 20 */
-	{ "verified", "closed", CS | SC | DC, 0, false, NULL },	  /* 21 */
-	{ "closed", "evaluated", DC | SC | SYS, 0, false, NULL }, /* 22 */
+	{ "verified", "closed", CS | SC | DC, 0, false, NULL },     /* 21 */
+	{ "closed", "evaluated", DC | SC | SYS, 0, false, NULL },   /* 22 */
 };
 
 static const struct {
@@ -48,13 +49,13 @@ static const struct {
 	int rank;
 	bool terminal;
 } states[] = {
-	{ "draft", 0, false },	     { "reported", 10, false },
+	{ "draft", 0, false },          { "reported", 10, false },
 	{ "self_resolved", 15, false }, { "accepted", 20, false },
-	{ "returned", 25, false },   { "dispatched", 30, false },
-	{ "in_progress", 40, false }, { "suspended", 45, false },
-	{ "handled", 50, false },    { "verified", 60, false },
-	{ "closed", 90, true },	     { "evaluated", 95, true },
-	{ "invalid", 95, true },     { "cancelled", 95, true },
+	{ "returned", 25, false },      { "dispatched", 30, false },
+	{ "in_progress", 40, false },   { "suspended", 45, false },
+	{ "handled", 50, false },       { "verified", 60, false },
+	{ "closed", 90, true },         { "evaluated", 95, true },
+	{ "invalid", 95, true },        { "cancelled", 95, true },
 };
 
 #define N_STATES (sizeof(states) / sizeof(states[0]))

@@ -6,10 +6,11 @@
  */
 #define GS_MODULE "sync.db"
 
-#include <gridsync/db.h>
-#include <gridsync/schema.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <gridsync/db.h>
+#include <gridsync/schema.h>
 
 int gs__err_from_sqlite(struct gs_ctx *ctx, int rc, sqlite3 *db)
 {
@@ -70,8 +71,8 @@ int gs__db_prepare(struct gs_ctx *ctx,
 		   sqlite3_stmt **out,
 		   const char *sql)
 {
-	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				    out, NULL);
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
+				    NULL);
 
 	return rc == SQLITE_OK ? GS_OK : gs__err_from_sqlite(ctx, rc, db);
 }
@@ -86,10 +87,8 @@ int gs__db_step_done(struct gs_ctx *ctx, sqlite3 *db, sqlite3_stmt *st)
 	return gs__err_from_sqlite(ctx, rc, db);
 }
 
-static int pragma_int(struct gs_ctx *ctx,
-		      sqlite3 *db,
-		      const char *sql,
-		      int *out)
+static int
+pragma_int(struct gs_ctx *ctx, sqlite3 *db, const char *sql, int *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = gs__db_prepare(ctx, db, &st, sql);
@@ -143,10 +142,9 @@ static int check_settings(struct gs_ctx *ctx, sqlite3 *db, unsigned flags)
 		rc = pragma_int(ctx, db, "PRAGMA trusted_schema", &v);
 	if (rc == GS_OK && v != 0)
 		rc = gs__err(ctx, GS_EIO, "trusted_schema did not turn off");
-	if (rc == GS_OK &&
-	    (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, -1, &v) !=
-		     SQLITE_OK ||
-	     v != 1))
+	if (rc == GS_OK && (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, -1,
+					      &v) != SQLITE_OK ||
+			    v != 1))
 		rc = gs__err(ctx, GS_EIO, "defensive mode did not turn on");
 	return rc;
 }
@@ -186,10 +184,9 @@ int gs__db_open(sqlite3 **out,
 	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 2);
 	sqlite3_busy_timeout(db, 5000);
 	rc = gs__db_exec(ctx, db,
-			 (flags & GS_DB_READONLY)
-				 ? "PRAGMA foreign_keys=ON;"
-				   "PRAGMA trusted_schema=OFF;"
-				 : (flags & GS_DB_NORMAL)
+			 (flags & GS_DB_READONLY) ? "PRAGMA foreign_keys=ON;"
+						    "PRAGMA trusted_schema=OFF;"
+			 : (flags & GS_DB_NORMAL)
 				 ? "PRAGMA journal_mode=WAL;"
 				   "PRAGMA synchronous=NORMAL;"
 				   "PRAGMA foreign_keys=ON;"
@@ -310,18 +307,26 @@ int gs__db_content_hash(struct gs_ctx *ctx,
 					continue;
 				gs__sha256_update(&sh, &tag, 1);
 				if (type == SQLITE_INTEGER) {
-					int64_t iv = sqlite3_column_int64(st, (int)c);
+					int64_t iv = sqlite3_column_int64(
+						st, (int)c);
 					gs__sha256_update(&sh, &iv, sizeof(iv));
 				} else if (type == SQLITE_FLOAT) {
-					double dv = sqlite3_column_double(st, (int)c);
+					double dv = sqlite3_column_double(
+						st, (int)c);
 					gs__sha256_update(&sh, &dv, sizeof(dv));
 				} else if (type != SQLITE_NULL) {
 					const void *p =
 						type == SQLITE_TEXT
-							? (const void *)sqlite3_column_text(st, (int)c)
-							: sqlite3_column_blob(st, (int)c);
-					len = (uint32_t)sqlite3_column_bytes(st, (int)c);
-					gs__sha256_update(&sh, &len, sizeof(len));
+							? (const void *)
+								  sqlite3_column_text(
+									  st,
+									  (int)c)
+							: sqlite3_column_blob(
+								  st, (int)c);
+					len = (uint32_t)sqlite3_column_bytes(
+						st, (int)c);
+					gs__sha256_update(&sh, &len,
+							  sizeof(len));
 					gs__sha256_update(&sh, p, len);
 				}
 			}

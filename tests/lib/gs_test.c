@@ -94,8 +94,8 @@ char *gs_test_tmpdir(void)
 	return d != NULL ? strdup(d) : NULL; /* checksrc: test code */
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
 	(void)flag;

@@ -12,23 +12,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <gridsync/platform.h>
 
-#define assert_gs_ok(expr)                                                     \
-	do {                                                                   \
-		int gs_rc_ = (expr);                                           \
-		if (gs_rc_ != GS_OK)                                           \
-			fail_msg("%s -> %s (%s)", #expr, gs_errname(gs_rc_),   \
-				 gs_strerror(gs_rc_));                         \
+#include <cmocka.h>
+
+#define assert_gs_ok(expr)                                                   \
+	do {                                                                 \
+		int gs_rc_ = (expr);                                         \
+		if (gs_rc_ != GS_OK)                                         \
+			fail_msg("%s -> %s (%s)", #expr, gs_errname(gs_rc_), \
+				 gs_strerror(gs_rc_));                       \
 	} while (0)
 
-#define assert_gs_err(expr, want)                                              \
-	do {                                                                   \
-		int gs_rc_ = (expr);                                           \
-		if (gs_rc_ != (want))                                          \
-			fail_msg("%s -> %s, want %s", #expr,                   \
-				 gs_errname(gs_rc_), gs_errname(want));        \
+#define assert_gs_err(expr, want)                                       \
+	do {                                                            \
+		int gs_rc_ = (expr);                                    \
+		if (gs_rc_ != (want))                                   \
+			fail_msg("%s -> %s, want %s", #expr,            \
+				 gs_errname(gs_rc_), gs_errname(want)); \
 	} while (0)
 
 /* A context whose allocator can be told to fail, and which counts what is

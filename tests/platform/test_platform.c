@@ -1,7 +1,7 @@
 /* platform/: errors, context, allocation, clocks, ids, hashing, files. */
-#include "gs_test.h"
-
 #include <sys/stat.h>
+
+#include "gs_test.h"
 
 static void errors_have_names_and_text(void **state)
 {

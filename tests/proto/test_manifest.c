@@ -1,9 +1,9 @@
 /* The manifest must describe the migrated schema exactly: a changeset
  * addresses columns by position, so any drift breaks every upload. */
-#include "gs_test.h"
-
 #include <gridsync/db.h>
 #include <gridsync/schema.h>
+
+#include "gs_test.h"
 
 static void manifest_matches_migrated_schema(void **state)
 {
@@ -15,8 +15,8 @@ static void manifest_matches_migrated_schema(void **state)
 	int version = 0;
 
 	(void)state;
-	assert_gs_ok(gs__db_open(&db, ctx, gs_test_path(dir, "m.db"),
-				 GS_DB_CREATE));
+	assert_gs_ok(
+		gs__db_open(&db, ctx, gs_test_path(dir, "m.db"), GS_DB_CREATE));
 	assert_gs_ok(gs__db_migrate(ctx, db));
 	assert_gs_ok(gs__db_schema_version(ctx, db, &version));
 	assert_int_equal(version, GS_SCHEMA_VERSION);
@@ -60,7 +60,8 @@ static void manifest_matches_migrated_schema(void **state)
 			assert_non_null(gs__manifest_find(t[i].scope_parent));
 		if (t[i].cls == GS_CLASS_R)
 			for (c = 0; c < t[i].n_cols; c++)
-				assert_false(t[i].cols[c].flags & GS_COL_DEVICE);
+				assert_false(t[i].cols[c].flags &
+					     GS_COL_DEVICE);
 	}
 	assert_null(gs__manifest_find("sqlite_stat1"));
 	assert_null(gs__manifest_find("gs_outbox"));
@@ -78,8 +79,8 @@ static void newer_schema_is_refused(void **state)
 	sqlite3 *db = NULL;
 
 	(void)state;
-	assert_gs_ok(gs__db_open(&db, ctx, gs_test_path(dir, "n.db"),
-				 GS_DB_CREATE));
+	assert_gs_ok(
+		gs__db_open(&db, ctx, gs_test_path(dir, "n.db"), GS_DB_CREATE));
 	assert_gs_ok(gs__db_exec(ctx, db, "PRAGMA user_version=99"));
 	assert_gs_err(gs__db_migrate(ctx, db), GS_ESCHEMA);
 	assert_non_null(strstr(gs_ctx_errmsg(ctx), "upgrade gridsync"));
@@ -98,11 +99,11 @@ static void open_sets_and_checks_pragmas(void **state)
 	(void)state;
 	assert_gs_err(gs__db_open(&db, ctx, gs_test_path(dir, "none.db"), 0),
 		      GS_ENOTFOUND);
-	assert_gs_ok(gs__db_open(&db, ctx, gs_test_path(dir, "p.db"),
-				 GS_DB_CREATE));
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st,
-					    NULL),
-			 SQLITE_OK);
+	assert_gs_ok(
+		gs__db_open(&db, ctx, gs_test_path(dir, "p.db"), GS_DB_CREATE));
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL),
+		SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);

@@ -6,9 +6,10 @@
 #ifndef GRIDSYNC_CTX_H
 #define GRIDSYNC_CTX_H
 
-#include <gridsync/err.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <gridsync/err.h>
 
 struct gs_ctx;
 
@@ -42,10 +43,10 @@ struct gs_ctx_opts {
 };
 
 #define GS_CTX_OPTS_VERSION 1
-#define GS_CTX_OPTS_INIT                                                       \
-	{                                                                      \
-		GS_CTX_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL,       \
-			GS_LOG_WARN, NULL, NULL                                \
+#define GS_CTX_OPTS_INIT                                                 \
+	{                                                                \
+		GS_CTX_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, \
+			GS_LOG_WARN, NULL, NULL                          \
 	}
 
 /*

@@ -16,23 +16,23 @@
 #endif
 
 /* X(name, code, text): text says what went wrong, not what to do. */
-#define GS_ERR_MAP(X)                                                          \
-	X(NOMEM, -2, "out of memory")                                          \
-	X(INVAL, -3, "invalid argument")                                       \
-	X(NOTFOUND, -4, "not found")                                           \
-	X(CONFLICT, -5, "conflicting change")                                  \
-	X(PROTO, -6, "malformed or unexpected message")                        \
-	X(AGAIN, -7, "need more input")                                        \
-	X(CANCELED, -8, "operation canceled")                                  \
-	X(TIMEDOUT, -9, "timed out")                                           \
-	X(IO, -10, "I/O error")                                                \
-	X(CORRUPT, -11, "stored data is corrupt")                              \
-	X(EXISTS, -12, "already exists")                                       \
-	X(DENIED, -13, "not allowed")                                          \
-	X(SCHEMA, -14, "schema version mismatch")                              \
-	X(STATE, -15, "transition not allowed")                                \
-	X(FULL, -16, "disk full")                                              \
-	X(TOOBIG, -17, "too large")                                            \
+#define GS_ERR_MAP(X)                                   \
+	X(NOMEM, -2, "out of memory")                   \
+	X(INVAL, -3, "invalid argument")                \
+	X(NOTFOUND, -4, "not found")                    \
+	X(CONFLICT, -5, "conflicting change")           \
+	X(PROTO, -6, "malformed or unexpected message") \
+	X(AGAIN, -7, "need more input")                 \
+	X(CANCELED, -8, "operation canceled")           \
+	X(TIMEDOUT, -9, "timed out")                    \
+	X(IO, -10, "I/O error")                         \
+	X(CORRUPT, -11, "stored data is corrupt")       \
+	X(EXISTS, -12, "already exists")                \
+	X(DENIED, -13, "not allowed")                   \
+	X(SCHEMA, -14, "schema version mismatch")       \
+	X(STATE, -15, "transition not allowed")         \
+	X(FULL, -16, "disk full")                       \
+	X(TOOBIG, -17, "too large")                     \
 	X(BUSY, -18, "busy, try again later")
 
 enum gs_err {

@@ -6,27 +6,28 @@
 #ifndef GRIDSYNC_PLATFORM_H
 #define GRIDSYNC_PLATFORM_H
 
-#include <gridsync/ctx.h>
-#include <gridsync/err.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <gridsync/ctx.h>
+#include <gridsync/err.h>
+
 /* ---- assertions and argument checks ---------------------------------- */
 
 /* Stays on in release builds: a broken invariant must not write data. */
-#define GS_ASSERT(cond)                                                        \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			gs__assert_fail(#cond, __FILE__, __LINE__);            \
+#define GS_ASSERT(cond)                                             \
+	do {                                                        \
+		if (!(cond))                                        \
+			gs__assert_fail(#cond, __FILE__, __LINE__); \
 	} while (0)
 
 /* Bad arguments to a public call return GS_EINVAL (the one macro that
  * hides control flow, as STYLE.md allows). */
-#define GS_CHECK_ARG(cond)                                                     \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			return GS_EINVAL;                                      \
+#define GS_CHECK_ARG(cond)                \
+	do {                              \
+		if (!(cond))              \
+			return GS_EINVAL; \
 	} while (0)
 
 _Noreturn void gs__assert_fail(const char *expr, const char *file, int line);
@@ -63,10 +64,11 @@ void gs__log(struct gs_ctx *ctx,
 
 bool gs__log_enabled(const struct gs_ctx *ctx, enum gs_log_level lvl);
 
-#define GS_ERRORLOG(ctx, ...) gs__log((ctx), GS_LOG_ERROR, GS_MODULE, __VA_ARGS__)
-#define GS_WARN(ctx, ...)     gs__log((ctx), GS_LOG_WARN, GS_MODULE, __VA_ARGS__)
-#define GS_INFO(ctx, ...)     gs__log((ctx), GS_LOG_INFO, GS_MODULE, __VA_ARGS__)
-#define GS_DEBUG(ctx, ...)    gs__log((ctx), GS_LOG_DEBUG, GS_MODULE, __VA_ARGS__)
+#define GS_ERRORLOG(ctx, ...) \
+	gs__log((ctx), GS_LOG_ERROR, GS_MODULE, __VA_ARGS__)
+#define GS_WARN(ctx, ...)  gs__log((ctx), GS_LOG_WARN, GS_MODULE, __VA_ARGS__)
+#define GS_INFO(ctx, ...)  gs__log((ctx), GS_LOG_INFO, GS_MODULE, __VA_ARGS__)
+#define GS_DEBUG(ctx, ...) gs__log((ctx), GS_LOG_DEBUG, GS_MODULE, __VA_ARGS__)
 
 /* ---- clocks and randomness ------------------------------------------- */
 

@@ -37,12 +37,12 @@ enum gs_col_type {
 };
 
 /* Column flags. */
-#define GS_COL_PK        0x01u /* part of the primary key */
-#define GS_COL_NOTNULL   0x02u /* declared NOT NULL (or PK) */
-#define GS_COL_DEVICE    0x04u /* a device may write it */
-#define GS_COL_GOVERNED  0x08u /* S: changes only through issue_event */
-#define GS_COL_SERVER    0x10u /* assigned by the server (server_seq, code) */
-#define GS_COL_PERSONAL  0x20u /* personal data: never logged or printed */
+#define GS_COL_PK       0x01u /* part of the primary key */
+#define GS_COL_NOTNULL  0x02u /* declared NOT NULL (or PK) */
+#define GS_COL_DEVICE   0x04u /* a device may write it */
+#define GS_COL_GOVERNED 0x08u /* S: changes only through issue_event */
+#define GS_COL_SERVER   0x10u /* assigned by the server (server_seq, code) */
+#define GS_COL_PERSONAL 0x20u /* personal data: never logged or printed */
 
 struct gs_column {
 	const char *name;

@@ -7,12 +7,13 @@
 #ifndef GRIDSYNC_DB_H
 #define GRIDSYNC_DB_H
 
-#include <gridsync/platform.h>
 #include <sqlite3.h>
 
-#define GS_DB_CREATE 0x1u   /* create the file if missing */
+#include <gridsync/platform.h>
+
+#define GS_DB_CREATE   0x1u /* create the file if missing */
 #define GS_DB_READONLY 0x2u /* open read-only (inspection commands) */
-#define GS_DB_NORMAL 0x4u   /* synchronous=NORMAL instead of FULL (bench) */
+#define GS_DB_NORMAL   0x4u /* synchronous=NORMAL instead of FULL (bench) */
 
 /*
  * Open path in WAL mode with synchronous=FULL (NORMAL with GS_DB_NORMAL),

@@ -1,0 +1,245 @@
+/*
+ * Change capture (see capture.h).
+ *
+ * Happy path: BEGIN IMMEDIATE; read the last device_seq and HLC (the
+ * newest outbox row, or the floors in gs_state once entries have been
+ * acknowledged and pruned); stamp this transaction; create a session that
+ * attaches lazily to every replicated table the caller touches; on commit
+ * take the changeset, insert it into gs_outbox, COMMIT.
+ *
+ * Why the sequence and clock are re-read inside every transaction instead
+ * of cached: `gridsync sync` may run in another process and prune the
+ * outbox, or advance the clock from a download, between two saves. Reading
+ * under the write lock costs one indexed lookup and keeps device_seq and
+ * the HLC strictly increasing across processes, without writing a separate
+ * state row on every save (the outbox row itself carries both).
+ *
+ * Failure modes: any error before COMMIT rolls back, so a record never
+ * exists without its outbox entry; a COMMIT that fails (disk full, I/O
+ * error) is rolled back by SQLite; a crash at any point leaves either both
+ * or neither (one WAL commit).
+ */
+#define GS_MODULE "sync.capture"
+
+#include <string.h>
+
+#include <gridsync/capture.h>
+#include <gridsync/hlc.h>
+#include <gridsync/schema.h>
+
+struct gs_capture {
+	struct gs_ctx *ctx;
+	sqlite3 *db;
+	sqlite3_session *sess;
+	sqlite3_stmt *st_last;
+	sqlite3_stmt *st_insert;
+	uint64_t seq;
+	uint64_t hlc;
+	bool active;
+};
+
+static const char bookkeeping_sql[] =
+	"CREATE TABLE IF NOT EXISTS gs_outbox ("
+	" seq INTEGER PRIMARY KEY,"    /* device_seq */
+	" hlc INTEGER NOT NULL,"       /* stamp of the transaction */
+	" sha256 BLOB NOT NULL,"       /* of changeset */
+	" changeset BLOB NOT NULL,"    /* as captured, uncompressed */
+	" created_at INTEGER NOT NULL" /* wall ms, for display only */
+	");"
+	"CREATE TABLE IF NOT EXISTS gs_state ("
+	" id INTEGER PRIMARY KEY CHECK(id = 1),"
+	" seq_floor INTEGER NOT NULL," /* highest device_seq pruned */
+	" hlc_floor INTEGER NOT NULL"  /* highest HLC pruned or received */
+	");"
+	"INSERT OR IGNORE INTO gs_state VALUES (1, 0, 0);"
+	"CREATE TABLE IF NOT EXISTS gs_meta ("
+	" key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS gs_conflict ("
+	" id INTEGER PRIMARY KEY, device_seq INTEGER, tbl TEXT NOT NULL,"
+	" pk TEXT NOT NULL, col TEXT, reason TEXT NOT NULL,"
+	" winner TEXT, winner_hlc INTEGER, loser_hlc INTEGER,"
+	" at INTEGER NOT NULL);";
+
+int gs__bookkeeping_install(struct gs_ctx *ctx, sqlite3 *db)
+{
+	return gs__db_exec(ctx, db, bookkeeping_sql);
+}
+
+/* Only replicated tables are captured; gs_* and sqlite_* never are. */
+static int table_filter(void *payload, const char *table)
+{
+	(void)payload;
+	return gs__manifest_find(table) != NULL;
+}
+
+int gs__capture_open(struct gs_capture **out, struct gs_ctx *ctx, sqlite3 *db)
+{
+	struct gs_capture *c = NULL;
+	int rc;
+
+	GS_CHECK_ARG(out != NULL && db != NULL);
+	*out = NULL;
+	c = gs__calloc(ctx, 1, sizeof(*c));
+	if (c == NULL)
+		return GS_ENOMEM;
+	c->ctx = ctx;
+	c->db = db;
+	rc = gs__db_prepare(
+		ctx, db, &c->st_last,
+		"SELECT max(s.seq_floor, ifnull(o.seq, 0)),"
+		" max(s.hlc_floor, ifnull(o.hlc, 0))"
+		" FROM gs_state s LEFT JOIN"
+		" (SELECT seq, hlc FROM gs_outbox ORDER BY seq DESC LIMIT 1) o"
+		" WHERE s.id = 1");
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &c->st_insert,
+				    "INSERT INTO gs_outbox (seq, hlc, sha256,"
+				    " changeset, created_at)"
+				    " VALUES (?, ?, ?, ?, ?)");
+	if (rc != GS_OK) {
+		gs__capture_close(c);
+		return rc;
+	}
+	*out = c;
+	return GS_OK;
+}
+
+void gs__capture_close(struct gs_capture *c)
+{
+	if (c == NULL)
+		return;
+	gs__capture_rollback(c);
+	sqlite3_finalize(c->st_last);
+	sqlite3_finalize(c->st_insert);
+	gs__free(c->ctx, c);
+}
+
+bool gs__capture_active(const struct gs_capture *c)
+{
+	return c != NULL && c->active;
+}
+
+static int read_last(struct gs_capture *c, uint64_t *seq, uint64_t *hlc)
+{
+	int rc = sqlite3_step(c->st_last);
+
+	if (rc == SQLITE_ROW) {
+		*seq = (uint64_t)sqlite3_column_int64(c->st_last, 0);
+		*hlc = (uint64_t)sqlite3_column_int64(c->st_last, 1);
+		rc = GS_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = gs__err(c->ctx, GS_ECORRUPT, "gs_state row is missing");
+	} else {
+		rc = gs__err_from_sqlite(c->ctx, rc, c->db);
+	}
+	sqlite3_reset(c->st_last);
+	return rc;
+}
+
+int gs__capture_state(struct gs_capture *c,
+		      uint64_t *seq_out,
+		      uint64_t *hlc_out)
+{
+	GS_CHECK_ARG(c != NULL && seq_out != NULL && hlc_out != NULL);
+	return read_last(c, seq_out, hlc_out);
+}
+
+int gs__capture_begin(struct gs_capture *c, uint64_t *hlc_out)
+{
+	uint64_t seq = 0;
+	uint64_t hlc = 0;
+	int rc;
+
+	GS_CHECK_ARG(c != NULL && hlc_out != NULL);
+	GS_ASSERT(!c->active);
+	rc = gs__db_exec(c->ctx, c->db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
+	c->active = true;
+	rc = read_last(c, &seq, &hlc);
+	if (rc != GS_OK)
+		goto fail;
+	rc = sqlite3session_create(c->db, "main", &c->sess);
+	if (rc != SQLITE_OK) {
+		rc = gs__err_from_sqlite(c->ctx, rc, c->db);
+		goto fail;
+	}
+	sqlite3session_table_filter(c->sess, table_filter, NULL);
+	rc = sqlite3session_attach(c->sess, NULL);
+	if (rc != SQLITE_OK) {
+		rc = gs__err_from_sqlite(c->ctx, rc, c->db);
+		goto fail;
+	}
+	c->seq = seq + 1;
+	c->hlc = gs__hlc_next(hlc, gs__clock_wall_ms(c->ctx));
+	*hlc_out = c->hlc;
+	return GS_OK;
+fail:
+	gs__capture_rollback(c);
+	return rc;
+}
+
+static int store_entry(struct gs_capture *c, const void *cs, int n)
+{
+	uint8_t digest[GS_SHA256_LEN];
+	sqlite3_stmt *st = c->st_insert;
+
+	gs__sha256(digest, cs, (size_t)n);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->seq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)c->hlc);
+	sqlite3_bind_blob(st, 3, digest, sizeof(digest), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, cs, n, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, gs__clock_wall_ms(c->ctx));
+	return gs__db_step_done(c->ctx, c->db, st);
+}
+
+int gs__capture_commit(struct gs_capture *c, uint64_t *seq_out)
+{
+	void *cs = NULL;
+	int n = 0;
+	int rc;
+
+	GS_CHECK_ARG(c != NULL);
+	GS_ASSERT(c->active);
+	rc = sqlite3session_changeset(c->sess, &n, &cs);
+	if (rc != SQLITE_OK) {
+		rc = gs__err_from_sqlite(c->ctx, rc, c->db);
+		goto fail;
+	}
+	sqlite3session_delete(c->sess);
+	c->sess = NULL;
+	if (n > 0) {
+		rc = store_entry(c, cs, n);
+		sqlite3_clear_bindings(c->st_insert);
+		if (rc != GS_OK)
+			goto fail;
+	}
+	rc = gs__db_exec(c->ctx, c->db, "COMMIT");
+	if (rc != GS_OK)
+		goto fail;
+	c->active = false;
+	if (seq_out != NULL)
+		*seq_out = n > 0 ? c->seq : 0;
+	sqlite3_free(cs);
+	return GS_OK;
+fail:
+	sqlite3_free(cs);
+	gs__capture_rollback(c);
+	return rc;
+}
+
+void gs__capture_rollback(struct gs_capture *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sess != NULL) {
+		sqlite3session_delete(c->sess);
+		c->sess = NULL;
+	}
+	if (c->active) {
+		/* Fails only if no transaction is open (SQLite already rolled
+		 * back after an I/O error): nothing left to undo then. */
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		c->active = false;
+	}
+}
