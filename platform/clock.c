@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gridsync/platform.h>
 
@@ -64,23 +65,43 @@ static int64_t days_from_civil(int y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+static char *put(char *p, unsigned v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + width;
+}
+
+/* Hand-rolled: it runs on every save, and snprintf costs more than the
+ * rest of the stamp. */
 void gs__time_format(char *buf, int64_t ms)
 {
 	int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
 	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-	int64_t rem = secs - days * 86400;
+	unsigned rem = (unsigned)(secs - days * 86400);
+	char *p = buf;
 	int y;
 	unsigned m;
 	unsigned d;
-	char tmp[64];
 
 	civil_from_days(days, &y, &m, &d);
-	snprintf(tmp, sizeof(tmp), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-		 y % 10000, m % 13, d % 32, (int)(rem / 3600),
-		 (int)(rem / 60 % 60), (int)(rem % 60),
-		 (int)(ms - secs * 1000));
-	memcpy(buf, tmp, GS_TIME_LEN - 1);
-	buf[GS_TIME_LEN - 1] = '\0';
+	p = put(p, (unsigned)(y < 0 ? 0 : y % 10000), 4);
+	*p++ = '-';
+	p = put(p, m, 2);
+	*p++ = '-';
+	p = put(p, d, 2);
+	*p++ = 'T';
+	p = put(p, rem / 3600, 2);
+	*p++ = ':';
+	p = put(p, rem / 60 % 60, 2);
+	*p++ = ':';
+	p = put(p, rem % 60, 2);
+	*p++ = '.';
+	p = put(p, (unsigned)(ms - secs * 1000), 3);
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 static int digits(const char *s, int n, int *out)
@@ -121,10 +142,8 @@ int gs__time_parse(int64_t *out, const char *t)
 	return GS_OK;
 }
 
-int gs__random(struct gs_ctx *ctx, void *buf, size_t len)
+static int fill(struct gs_ctx *ctx, uint8_t *p, size_t len)
 {
-	uint8_t *p = buf;
-
 	while (len > 0) {
 		ssize_t n = getrandom(p, len, 0);
 
@@ -137,6 +156,27 @@ int gs__random(struct gs_ctx *ctx, void *buf, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	return GS_OK;
+}
+
+int gs__random(struct gs_ctx *ctx, void *buf, size_t len)
+{
+	long pid = (long)getpid();
+	int rc;
+
+	if (ctx == NULL || len > sizeof(ctx->rnd) / 4)
+		return fill(ctx, buf, len);
+	if (ctx->rnd_pid != pid || ctx->rnd_left < len) {
+		rc = fill(ctx, ctx->rnd, sizeof(ctx->rnd));
+		if (rc != GS_OK)
+			return rc;
+		ctx->rnd_left = sizeof(ctx->rnd);
+		ctx->rnd_pid = pid;
+	}
+	memcpy(buf, ctx->rnd + sizeof(ctx->rnd) - ctx->rnd_left, len);
+	/* Never hand the same bytes out twice. */
+	memset(ctx->rnd + sizeof(ctx->rnd) - ctx->rnd_left, 0, len);
+	ctx->rnd_left -= len;
 	return GS_OK;
 }
 

@@ -30,7 +30,13 @@ uint64_t gs__hlc_recv(uint64_t last, uint64_t remote, int64_t wall_ms)
 
 void gs__hlc_format(char out[GS_HLC_TEXT_LEN], uint64_t h)
 {
-	snprintf(out, GS_HLC_TEXT_LEN, "%016llx", (unsigned long long)h);
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 15; i >= 0; i--) {
+		out[i] = hex[h & 15];
+		h >>= 4;
+	}
+	out[16] = '\0';
 }
 
 int gs__hlc_parse(uint64_t *out, const char *text)
