@@ -1,0 +1,179 @@
+/*
+ * The district server's store: the replicated tables (the server's truth),
+ * the device registry, the merge of pushed changesets and the scoped
+ * download. One writer (the gridsyncd loop thread). Internal.
+ *
+ * The merge rules (ARCHITECTURE.md section 6, DOMAIN.md state machine) are
+ * written against struct gs_store_ops, the narrow storage interface below,
+ * so that a PostgreSQL store can implement the same ops without touching
+ * the rules. gs__store_open gives the embedded SQLite implementation (WAL,
+ * synchronous=FULL).
+ *
+ * Durability: gs__store_push returns only after its transaction committed
+ * (fsync'd): an ack sent after it is a promise (RELIABILITY.md I2).
+ */
+#ifndef GRIDSYNC_STORE_H
+#define GRIDSYNC_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gridsync/db.h>
+#include <gridsync/synth.h>
+#include <gridsync/wire.h>
+
+struct gs_store;
+
+#define GS_STORE_CREATE 0x1u
+
+/* Open (or with GS_STORE_CREATE create) the store at path: replicated
+ * schema plus the server's own tables (srv_*). */
+int gs__store_open(struct gs_store **out,
+		   struct gs_ctx *ctx,
+		   const char *path,
+		   unsigned flags);
+void gs__store_close(struct gs_store *st);
+
+/* The server's id (made at creation, kept in srv_meta). */
+const char *gs__store_server_id(const struct gs_store *st);
+
+/* The store's connection (for tests, journal verify and stats). */
+sqlite3 *gs__store_db(struct gs_store *st);
+
+/* ---- seeding -------------------------------------------------------- */
+
+/* Generate a synthetic profile into the store and publish every row
+ * (each gets a server_seq and a change-log entry). */
+int gs__store_seed(struct gs_store *st, const struct gs_synth_opts *opts);
+
+/* ---- devices -------------------------------------------------------- */
+
+struct gs_store_device {
+	char id[GS_WIRE_ID_MAX + 1];
+	char worker_id[GS_WIRE_ID_MAX + 1];
+	unsigned role;    /* GS_ROLE_* of the worker */
+	char scope[1024]; /* grid or area codes, comma-separated */
+	bool revoked;
+	uint64_t last_seq;    /* highest device_seq accepted (applied or
+			       * rejected) */
+	int64_t last_seen_ms; /* last Hello */
+};
+
+/* Enrol (insert or update) a device. The worker must exist in the
+ * reference data; the role is the worker's. GS_ENOTFOUND otherwise. */
+int gs__store_enroll(struct gs_store *st,
+		     const char *device_id,
+		     const char *worker_id,
+		     const char *scope,
+		     struct gs_store_device *out);
+
+/* GS_ENOTFOUND if the device is not enrolled. */
+int gs__store_device_get(struct gs_store *st,
+			 const char *device_id,
+			 struct gs_store_device *out);
+
+/* Record a Hello (last_seen). */
+int gs__store_device_seen(struct gs_store *st, const char *device_id);
+
+/* ---- push (merge) ----------------------------------------------------- */
+
+/* One pushed outbox entry, changeset uncompressed; borrowed. */
+struct gs_store_entry {
+	uint64_t device_seq;
+	uint64_t hlc;
+	const uint8_t *changeset;
+	size_t len;
+	const uint8_t *sha256; /* 32 bytes, as the device computed it */
+};
+
+/* What the merge decided, ready to go into a PushAck. Owns its strings;
+ * free with gs__store_push_out_fini. */
+struct gs_store_push_out {
+	uint64_t durable_seq;           /* highest device_seq now durable */
+	struct gs_push_result *results; /* one per entry, in order */
+	size_t n_results;
+	struct gs_conflict *conflicts; /* that this device lost or won */
+	size_t n_conflicts;
+	uint64_t server_seq_first; /* server_seq range this push made, */
+	uint64_t server_seq_last;  /* 0/0 if none */
+	/* private: storage for strings */
+	struct gs_buf strings;
+};
+
+void gs__store_push_out_fini(struct gs_store_push_out *out);
+
+/*
+ * Merge a batch of entries from dev in one durable transaction (validate
+ * with the strict parser, authorize every row against its current server
+ * scope, merge by class, log effective changes and conflicts, record the
+ * (device, seq, sha256) dedup key and its journal intent, COMMIT). Entries
+ * must be in ascending device_seq. An entry already received with the same
+ * sha256 is DUPLICATE (its first result stands); with another sha256 it is
+ * REJECTED with GS_REJECT_SEQ_REUSED. A gap (seq > last + 1) is REJECTED.
+ * Each entry is judged on its own (a savepoint each): a rejected entry
+ * changes nothing but still consumes its seq, and later entries go on.
+ * Returns GS_OK with per-entry results, or an error (GS_EIO,
+ * GS_EFULL, GS_EBUSY) when nothing was made durable and nothing must be
+ * acknowledged.
+ */
+int gs__store_push(struct gs_store *st,
+		   const struct gs_store_device *dev,
+		   const struct gs_store_entry *entries,
+		   size_t n,
+		   struct gs_store_push_out *out);
+
+/* ---- pull (scoped download) ------------------------------------------ */
+
+struct gs_store_pull_out {
+	struct gs_buf changeset; /* a changeset (INSERTs of whole current
+				  * rows), validated by gs__cs_check */
+	uint64_t next_cursor;    /* highest server_seq included */
+	uint64_t hlc;            /* highest row hlc included */
+	size_t n_rows;
+	bool more; /* false: caught up */
+};
+
+void gs__store_pull_out_init(struct gs_store_pull_out *out, struct gs_ctx *ctx);
+void gs__store_pull_out_fini(struct gs_store_pull_out *out);
+
+/*
+ * The rows in dev's scope changed after server_seq `after`, oldest first,
+ * up to about byte_budget bytes of changeset, as their current values:
+ * reference data every device needs (admin_area, org, worker, category,
+ * tag_def, sla_policy, transition_rule, grid) plus rows whose grid is in
+ * the device's scope; never a restricted tag. Parents come before
+ * children within one changeset (manifest order).
+ */
+int gs__store_pull(struct gs_store *st,
+		   const struct gs_store_device *dev,
+		   uint64_t after,
+		   size_t byte_budget,
+		   struct gs_store_pull_out *out);
+
+/* ---- inspection --------------------------------------------------------- */
+
+/* Content hash of the replicated rows in dev's scope (what the device
+ * should hold after a full pull), as gs__db_content_hash computes it on a
+ * device. dev NULL: every row. */
+int gs__store_scope_hash(struct gs_store *st,
+			 const struct gs_store_device *dev,
+			 char out[2 * GS_SHA256_LEN + 1]);
+
+/* Row callback for listings: n columns, names and text values (NULL for
+ * SQL NULL), borrowed for the call. Non-zero stops and is returned. */
+typedef int (*gs_store_row_cb)(int n,
+			       const char *const *names,
+			       const char *const *values,
+			       void *payload);
+
+int gs__store_list_devices(struct gs_store *st, gs_store_row_cb cb, void *p);
+/* Conflicts, newest first; device_id NULL: all. */
+int gs__store_list_conflicts(struct gs_store *st,
+			     const char *device_id,
+			     gs_store_row_cb cb,
+			     void *p);
+/* One row of counters: devices, rows per class, server_seq, pushes,
+ * conflicts, rejected entries, store bytes. */
+int gs__store_stats(struct gs_store *st, gs_store_row_cb cb, void *p);
+
+#endif

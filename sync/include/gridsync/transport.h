@@ -1,0 +1,190 @@
+/*
+ * Frames over TCP with libuv, in plain text (loopback tests, --insecure)
+ * or TLS 1.3 with mutual authentication (OpenSSL through memory BIOs). The
+ * only file that touches sockets is sync/transport_uv.c. Loop thread only.
+ *
+ * A connection delivers whole frames: the 4-byte big-endian length is read
+ * first and checked against the negotiated maximum before anything is
+ * allocated, then exactly that many bytes (gs__frame_reader). Writes are
+ * queued; gs__conn_queued() tells how many bytes wait, so a sender can
+ * stop producing (backpressure). Deadlines: a connection that has not
+ * finished its handshake (TCP + TLS) within the handshake timeout, or
+ * that stays silent longer than the idle timeout, is closed with
+ * GS_ETIMEDOUT.
+ *
+ * Lifetime (libuv's handle model): a connection is freed only after its
+ * close callback has run; gs__conn_close may be called at any time, also
+ * from a frame callback, and the close callback then runs exactly once on
+ * a later loop turn.
+ */
+#ifndef GRIDSYNC_TRANSPORT_H
+#define GRIDSYNC_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <gridsync/platform.h>
+
+struct gs_tls;
+struct gs_conn;
+struct gs_listener;
+
+/* ---- TLS configuration -------------------------------------------------- */
+
+/*
+ * A TLS 1.3 context from PEM files: the district CA (to verify the peer),
+ * our certificate and key. A server requires a client certificate signed
+ * by the CA; a client verifies the server certificate against the CA and
+ * the host name or address it dialled. *out freed with gs__tls_free.
+ */
+int gs__tls_server_new(struct gs_tls **out,
+		       struct gs_ctx *ctx,
+		       const char *ca_pem,
+		       const char *cert_pem,
+		       const char *key_pem);
+int gs__tls_client_new(struct gs_tls **out,
+		       struct gs_ctx *ctx,
+		       const char *ca_pem,
+		       const char *cert_pem,
+		       const char *key_pem);
+void gs__tls_free(struct gs_tls *tls);
+
+/* ---- connections -------------------------------------------------------- */
+
+struct gs_conn_cbs {
+	/* TCP (and TLS) handshake done (status GS_OK) or failed. Client side
+	 * only; a failed connect is followed by on_close. */
+	void (*on_connect)(struct gs_conn *c, int status, void *payload);
+	/* One whole frame: the envelope bytes without the length prefix,
+	 * borrowed for the call. */
+	void (*on_frame)(struct gs_conn *c,
+			 const uint8_t *data,
+			 size_t len,
+			 void *payload);
+	/* All queued writes have been handed to the kernel. */
+	void (*on_drain)(struct gs_conn *c, void *payload);
+	/* The connection is closed; status GS_OK for an orderly close by
+	 * either side, else why (GS_EPROTO, GS_ETIMEDOUT, GS_EIO, GS_EDENIED
+	 * for a failed certificate check). Runs exactly once; c is freed
+	 * right after it returns. */
+	void (*on_close)(struct gs_conn *c, int status, void *payload);
+	void *payload;
+};
+
+struct gs_conn_opts {
+	size_t max_frame;        /* GS_FRAME_MAX_DEFAULT if 0 */
+	uint64_t handshake_ms;   /* 10,000 if 0 */
+	uint64_t idle_ms;        /* 60,000 if 0; UINT64_MAX: none */
+	struct gs_tls *tls;      /* NULL: plain TCP */
+	const char *server_name; /* client: expected server name, or NULL to
+				  * use the host dialled */
+};
+
+/* Dial host:port (IPv4, IPv6 in brackets, or a name resolved with
+ * getaddrinfo). Returns GS_OK and later calls on_connect, or an error and
+ * never calls back. */
+int gs__conn_connect(struct gs_conn **out,
+		     struct gs_ctx *ctx,
+		     uv_loop_t *loop,
+		     const char *host_port,
+		     const struct gs_conn_opts *opts,
+		     const struct gs_conn_cbs *cbs);
+
+/* Queue one frame: writes the 4-byte length and len bytes (copied).
+ * GS_ETOOBIG above max_frame; GS_ECANCELED once closing. */
+int gs__conn_send(struct gs_conn *c, const uint8_t *data, size_t len);
+
+/* Bytes queued and not yet handed to the kernel. */
+size_t gs__conn_queued(const struct gs_conn *c);
+
+/* The peer's authenticated identity: the CN of its certificate (TLS), or
+ * NULL on a plain connection. Borrowed until close. */
+const char *gs__conn_peer_id(const struct gs_conn *c);
+
+/* The peer address as text ("127.0.0.1:4321"). */
+const char *gs__conn_peer_addr(const struct gs_conn *c);
+
+/* Stop reading (and resume): for backpressure on the receive side. */
+void gs__conn_pause(struct gs_conn *c, bool paused);
+
+/* Change the idle deadline. */
+void gs__conn_set_idle(struct gs_conn *c, uint64_t idle_ms);
+
+/* Close: flush queued writes (orderly, TLS close_notify) then close, or
+ * close at once when status is an error. on_close follows. */
+void gs__conn_close(struct gs_conn *c, int status);
+
+/* Caller data. */
+void gs__conn_set_data(struct gs_conn *c, void *data);
+void *gs__conn_data(const struct gs_conn *c);
+
+/* ---- listener ----------------------------------------------------------- */
+
+/* A new connection; install its callbacks with gs__conn_set_cbs before
+ * returning. */
+typedef void (*gs_accept_cb)(struct gs_listener *l,
+			     struct gs_conn *c,
+			     void *payload);
+
+void gs__conn_set_cbs(struct gs_conn *c, const struct gs_conn_cbs *cbs);
+
+/* Listen on addr:port ("127.0.0.1:0" picks a port). */
+int gs__listen(struct gs_listener **out,
+	       struct gs_ctx *ctx,
+	       uv_loop_t *loop,
+	       const char *addr_port,
+	       const struct gs_conn_opts *opts,
+	       gs_accept_cb cb,
+	       void *payload);
+
+/* The port actually bound. */
+int gs__listener_port(const struct gs_listener *l);
+
+/* Stop accepting and close the listening socket; cb (may be NULL) runs
+ * once it is closed, then l is freed. Open connections are not touched. */
+void gs__listener_close(struct gs_listener *l,
+			void (*cb)(void *payload),
+			void *payload);
+
+/* ---- enrolment (PKI) ---------------------------------------------------- */
+
+/*
+ * Create the district CA and the server's certificate in dir (ca.pem,
+ * ca.key, server.pem, server.key; keys 0600), ECDSA P-256, the server
+ * certificate valid for "localhost", 127.0.0.1 and ::1 plus names. Does
+ * nothing if they exist.
+ */
+int gs__pki_init(struct gs_ctx *ctx, const char *dir, const char *const *names);
+
+/*
+ * Issue a device certificate (CN = device_id) signed by the CA in dir and
+ * write a bundle file at out_path (0600): the text format read by
+ * gs__bundle_read, holding device id, worker id, scope, server address,
+ * the CA certificate, the device certificate and its private key.
+ */
+int gs__pki_enroll(struct gs_ctx *ctx,
+		   const char *dir,
+		   const char *device_id,
+		   const char *worker_id,
+		   const char *scope,
+		   const char *server,
+		   const char *out_path);
+
+struct gs_bundle {
+	char *device_id;
+	char *worker_id;
+	char *scope;
+	char *server;
+	char *ca_pem;
+	char *cert_pem;
+	char *key_pem;
+};
+
+int gs__bundle_read(struct gs_bundle *out,
+		    struct gs_ctx *ctx,
+		    const char *path);
+void gs__bundle_fini(struct gs_ctx *ctx, struct gs_bundle *b);
+
+#endif
