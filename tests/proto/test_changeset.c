@@ -549,11 +549,19 @@ static bool only_visits(const struct gs_table *t, void *payload)
 	return strcmp(t->name, "visit") == 0;
 }
 
+/* Says yes the first time only: a caller's callback may be stateful. */
+static bool first_time_only(const struct gs_table *t, void *payload)
+{
+	(void)t;
+	return ++*(int *)payload == 1;
+}
+
 static void allow_callback_narrows_the_classes(void **state)
 {
 	struct fx *f = *state;
 	struct gs_cs_opts opts = GS_CS_OPTS_INIT;
 	struct bb b = { .n = 0 };
+	struct gs_cs *cs = NULL;
 	int calls = 0;
 
 	header(&b, f->hh, 'T');
@@ -564,6 +572,13 @@ static void allow_callback_narrows_the_classes(void **state)
 	opts.allow_payload = &calls;
 	expect_reject(f, &b, &opts, GS_CS_TABLE_NOT_ALLOWED, 0);
 	assert_true(calls > 0);
+
+	/* Asked once per header, during validation only. */
+	calls = 0;
+	opts.allow_fn = first_time_only;
+	assert_gs_ok(gs__cs_parse(&cs, NULL, f->ctx, b.d, b.n, &opts));
+	assert_int_equal(calls, 1);
+	gs__cs_free(cs);
 }
 
 static void rejects_bad_rows(void **state)
@@ -702,6 +717,9 @@ static void bad_arguments_are_einval(void **state)
 	assert_null(cs);
 	opts = (struct gs_cs_opts)GS_CS_OPTS_INIT;
 	opts.max_bytes = (size_t)INT_MAX + 1;
+	assert_gs_err(gs__cs_check(NULL, f->ctx, "", 0, &opts), GS_EINVAL);
+	opts = (struct gs_cs_opts)GS_CS_OPTS_INIT;
+	opts.max_rows = SIZE_MAX;
 	assert_gs_err(gs__cs_check(NULL, f->ctx, "", 0, &opts), GS_EINVAL);
 	gs__cs_free(NULL);
 }

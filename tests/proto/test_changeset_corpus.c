@@ -8,11 +8,12 @@
  *   that is not replicated; judged against a small manifest that has "hh"
  *   and "v", each gets a fixed verdict, so they test structure, not just
  *   the name.
- * - Everything the parser accepts, from tests/data/fuzz/changeset/ and the
- *   trap files, is driven through Debian's own SQLite (iterate, apply twice,
- *   apply inverted, invert, changegroup): nothing accepted may hang or crash
- *   it. This file is also what .ci/fuzz.sh runs under valgrind against the
- *   uninstrumented shared libraries.
+ * - Everything the parser accepts, from tests/data/fuzz/changeset{,_apply}
+ * (seeds captured from SQLite, plus inputs the fuzzers kept) and the trap
+ * files, is driven through Debian's own SQLite (iterate, apply twice, apply
+ * inverted, invert, changegroup): nothing accepted may hang or crash it. This
+ * file is also what .ci/fuzz.sh runs under valgrind against the uninstrumented
+ * shared libraries.
  */
 #include <dirent.h>
 
@@ -389,6 +390,7 @@ static int count_row(const struct gs_cs_row *row, void *payload)
 static void accepted_corpus_is_safe_for_sqlite(void **state)
 {
 	static const char *const dirs[] = { "tests/data/fuzz/changeset",
+					    "tests/data/fuzz/changeset_apply",
 					    "tests/data/malformed" };
 	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
 	sqlite3 *db = scratch_db(ctx, NULL);
@@ -396,7 +398,7 @@ static void accepted_corpus_is_safe_for_sqlite(void **state)
 	size_t seen = 0;
 
 	(void)state;
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
 		char dir[4096];
 		DIR *d;
 		struct dirent *de;

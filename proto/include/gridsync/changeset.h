@@ -171,7 +171,8 @@ struct gs_cs_error {
 #define GS_CS_ALLOW_DEVICE (GS_CS_ALLOW_D | GS_CS_ALLOW_S | GS_CS_ALLOW_A)
 #define GS_CS_ALLOW_ALL    (GS_CS_ALLOW_R | GS_CS_ALLOW_DEVICE)
 
-/* Optional finer allowlist: return true to accept table t. */
+/* Optional finer allowlist: return true to accept table t. Called once per
+ * table header while validating, after the class mask allowed it. */
 typedef bool (*gs_cs_allow_cb)(const struct gs_table *t, void *payload);
 
 /* The widest table a header may declare (every manifest table fits). */
@@ -187,7 +188,7 @@ struct gs_cs_opts {
 	enum gs_cs_kind kind; /* the other kind is rejected */
 	unsigned allow;       /* GS_CS_ALLOW_* classes */
 	size_t max_bytes;     /* whole input; at most INT_MAX (SQLite's int) */
-	size_t max_rows;      /* changes in the whole input */
+	size_t max_rows;      /* changes in the whole input; <= SIZE_MAX/128 */
 	size_t max_value;     /* bytes of one TEXT or BLOB value */
 	gs_cs_allow_cb allow_fn; /* NULL: the class mask alone decides */
 	void *allow_payload;
@@ -212,9 +213,11 @@ typedef int (*gs_cs_row_cb)(const struct gs_cs_row *row, void *payload);
 
 /*
  * Validate len bytes at data against opts (NULL: GS_CS_OPTS_INIT). Allocates
- * nothing. err_out, if not NULL, is always written (reason GS_CS_NONE on
- * success). Returns GS_OK, GS_EPROTO (rejected; detail text set on ctx) or
- * GS_EINVAL (bad arguments).
+ * nothing. err_out, if not NULL, is written whenever the input is examined
+ * (reason GS_CS_NONE on success), i.e. on every return but GS_EINVAL.
+ * Returns GS_OK, GS_EPROTO (rejected; detail text set on ctx) or GS_EINVAL
+ * (bad arguments: data NULL with len > 0, an unknown kind, max_bytes above
+ * INT_MAX, max_rows above SIZE_MAX / 128, more than 64 tables).
  */
 int gs__cs_check(struct gs_cs_error *err_out,
 		 struct gs_ctx *ctx,
@@ -238,9 +241,10 @@ int gs__cs_foreach(struct gs_cs_error *err_out,
 /*
  * Validate, then materialise all rows. On success *out is the caller's,
  * freed with gs__cs_free, and borrows data (which must outlive it). Memory
- * is one block of about 64 B per row plus 24 B per value slot (n_cols for
- * INSERT and DELETE, 2 * n_cols for UPDATE), so max_rows bounds it. Returns
- * as gs__cs_check, or GS_ENOMEM.
+ * is one block of 48 B per row plus 24 B per value slot (n_cols for INSERT
+ * and DELETE, 2 * n_cols for UPDATE) on 64-bit, so max_rows bounds it: at
+ * most 10000 * (48 + 2 * 36 * 24) B, about 18 MB, with the defaults and the
+ * widest table (issue). Returns as gs__cs_check, or GS_ENOMEM.
  */
 int gs__cs_parse(struct gs_cs **out,
 		 struct gs_cs_error *err_out,

@@ -39,6 +39,16 @@ ORG = [
     ("id", T, 1, 1), ("kind", T, 0, 1), ("name", T, 0, 1),
     ("area_id", T, 0, 0), ("server_seq", I, 0, 0), ("deleted", I, 0, 1),
 ]
+VISIT = [
+    ("id", T, 1, 1), ("household_id", T, 0, 0), ("grid_id", T, 0, 1),
+    ("worker_id", T, 0, 1), ("kind", T, 0, 1), ("task_id", T, 0, 0),
+    ("started_at", T, 0, 1), ("ended_at", T, 0, 0), ("lat", RL, 0, 0),
+    ("lng", RL, 0, 0), ("loc_accuracy_m", RL, 0, 0),
+    ("loc_source", T, 0, 0), ("outcome", T, 0, 1), ("answers", T, 0, 0),
+    ("summary", T, 0, 0), ("supersedes_id", T, 0, 0), ("hlc", T, 0, 1),
+    ("origin", T, 0, 1), ("created_at", T, 0, 1), ("server_seq", I, 0, 0),
+    ("deleted", I, 0, 1),
+]
 INSERT, UPDATE, DELETE = 0x12, 0x17, 0x09
 
 
@@ -284,23 +294,18 @@ CASES = [
 
 
 def nan_case():
-    """NaN in a REAL column: visit.lat (visit has 21 columns)."""
-    visit = [
-        ("id", T, 1, 1), ("household_id", T, 0, 0), ("grid_id", T, 0, 1),
-        ("worker_id", T, 0, 1), ("kind", T, 0, 1), ("task_id", T, 0, 0),
-        ("started_at", T, 0, 1), ("ended_at", T, 0, 0), ("lat", RL, 0, 0),
-        ("lng", RL, 0, 0), ("loc_accuracy_m", RL, 0, 0),
-        ("loc_source", T, 0, 0), ("outcome", T, 0, 1), ("answers", T, 0, 0),
-        ("summary", T, 0, 0), ("supersedes_id", T, 0, 0), ("hlc", T, 0, 1),
-        ("origin", T, 0, 1), ("created_at", T, 0, 1), ("server_seq", I, 0, 0),
-        ("deleted", I, 0, 1),
-    ]
+    """NaN in a REAL column (visit.lat)."""
     nan = b"\x02\x7f\xf8\x00\x00\x00\x00\x00\x00"
-    return header("visit", visit) + change(INSERT, row(visit, 0, lat=nan))
+    return header("visit", VISIT) + change(INSERT, row(VISIT, 0, lat=nan))
 
 
 def main():
-    cases = CASES + [("real-nan.cs", nan_case(), "BAD_REAL")]
+    cases = CASES + [
+        ("real-nan.cs", nan_case(), "BAD_REAL"),
+        ("type-text-in-real-column.cs",
+         header("visit", VISIT) +
+         change(INSERT, row(VISIT, 0, lat=text("39.9"))), "TYPE_MISMATCH"),
+    ]
     lines = []
     traps = sorted(f for f in os.listdir(HERE)
                    if f.endswith(".cs") and
