@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <gridsync/changeset.h>
 #include <gridsync/client_internal.h>
 #include <gridsync/hlc.h>
 #include <gridsync/schema.h>
@@ -549,51 +550,77 @@ int gs__write_err(struct gs_device *dev, int rc, const char *what)
 
 /*
  * gs_cs_summary(changeset): "visit+1 issue+1 issue_event~2" (+ insert,
- * ~ update, - delete) for listings. The outbox holds only changesets this
- * device captured itself, so SQLite's own iterator may read them.
+ * ~ update, - delete) for listings. The bytes are read with our own
+ * bounded parser, judged as the server judges an upload, never with
+ * SQLite's iterator: a damaged device database must not be able to hang
+ * `gridsync outbox` (RELIABILITY.md traps 1 and 7). An entry the parser
+ * refuses is listed as "invalid: REASON at byte N" instead of failing the
+ * whole listing, so the worker can still see the others.
  */
+struct cs_summary_acc {
+	char out[512];
+	size_t used;
+	const struct gs_table *t; /* the table being counted */
+	unsigned long counts[3];  /* insert, update, delete */
+};
+
+/* Append the counts of the table just finished. */
+static void cs_summary_table(struct cs_summary_acc *a)
+{
+	static const char sym[3] = { '+', '~', '-' };
+
+	for (int k = 0; a->t != NULL && k < 3; k++) {
+		int n;
+
+		if (a->counts[k] == 0 || a->used >= sizeof(a->out))
+			continue;
+		n = snprintf(a->out + a->used, sizeof(a->out) - a->used,
+			     "%s%s%c%lu", a->used ? " " : "", a->t->name,
+			     sym[k], a->counts[k]);
+		a->used += n > 0 ? (size_t)n : 0;
+	}
+	memset(a->counts, 0, sizeof(a->counts));
+}
+
+/* Rows arrive grouped by table: the parser refuses a repeated table. */
+static int cs_summary_row(const struct gs_cs_row *row, void *payload)
+{
+	struct cs_summary_acc *a = payload;
+
+	if (row->table != a->t) {
+		cs_summary_table(a);
+		a->t = row->table;
+	}
+	a->counts[row->op == GS_CS_INSERT   ? 0
+		  : row->op == GS_CS_UPDATE ? 1
+					    : 2]++;
+	return 0;
+}
+
 static void cs_summary(sqlite3_context *fctx, int argc, sqlite3_value **argv)
 {
-	sqlite3_changeset_iter *it = NULL;
-	char out[512] = "";
-	char last[64] = "";
-	int counts[3] = { 0, 0, 0 };
-	size_t used = 0;
-	const char *tab;
-	int ncol;
-	int op;
-	int ind;
+	struct cs_summary_acc acc;
+	struct gs_cs_error err;
+	const struct gs_cs_opts opts = GS_CS_OPTS_INIT;
+	int rc;
 
 	(void)argc;
-	if (sqlite3changeset_start(&it, sqlite3_value_bytes(argv[0]),
-				   (void *)sqlite3_value_blob(argv[0])) !=
-	    SQLITE_OK) {
-		sqlite3_result_error(fctx, "bad changeset", -1);
+	memset(&acc, 0, sizeof(acc));
+	/* No ctx: the function has no device; the parser allocates nothing
+	 * and its detail text is not needed (err says it all). */
+	rc = gs__cs_foreach(&err, NULL, sqlite3_value_blob(argv[0]),
+			    (size_t)sqlite3_value_bytes(argv[0]), &opts,
+			    cs_summary_row, &acc);
+	if (rc == GS_OK) {
+		cs_summary_table(&acc);
+	} else if (rc == GS_EPROTO) {
+		snprintf(acc.out, sizeof(acc.out), "invalid: %s at byte %zu",
+			 gs__cs_reason_name(err.reason), err.offset);
+	} else {
+		sqlite3_result_error(fctx, "cannot read the changeset", -1);
 		return;
 	}
-	for (;;) {
-		int more = sqlite3changeset_next(it) == SQLITE_ROW;
-
-		if (more)
-			sqlite3changeset_op(it, &tab, &ncol, &op, &ind);
-		if (last[0] != '\0' && (!more || strcmp(tab, last) != 0)) {
-			static const char sym[3] = { '+', '~', '-' };
-
-			for (int k = 0; k < 3; k++)
-				if (counts[k] > 0 && used < sizeof(out))
-					used += (size_t)snprintf(
-						out + used, sizeof(out) - used,
-						"%s%s%c%d", used ? " " : "",
-						last, sym[k], counts[k]);
-			memset(counts, 0, sizeof(counts));
-		}
-		if (!more)
-			break;
-		snprintf(last, sizeof(last), "%s", tab);
-		counts[op == SQLITE_INSERT ? 0 : op == SQLITE_UPDATE ? 1 : 2]++;
-	}
-	sqlite3changeset_finalize(it);
-	sqlite3_result_text(fctx, out, -1, SQLITE_TRANSIENT);
+	sqlite3_result_text(fctx, acc.out, -1, SQLITE_TRANSIENT);
 }
 
 int gs_outbox_list(struct gs_device *dev, gs_row_cb cb, void *payload)

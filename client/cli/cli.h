@@ -27,4 +27,9 @@ void printer_field(struct printer *p,
 		   bool quoted);
 void printer_flush(struct printer *p, FILE *out);
 
+/* gridsync inspect FILE|- [--json] [--upload] (inspect.c): argv holds
+ * the arguments after the command; no database is needed. Returns the
+ * exit code. */
+int cmd_inspect(struct gs_ctx *ctx, bool json, int argc, char **argv);
+
 #endif

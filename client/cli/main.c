@@ -49,6 +49,8 @@ static const char usage_text[] =
 	"  issue list [--state STATE] | show ID\n"
 	"  category list\n"
 	"  status | outbox\n"
+	"  inspect FILE|- [--upload]   (decodes a changeset or frames; no"
+	" database)\n"
 	"\n"
 	"FIELD names are the columns of the household and resident tables"
 	" (e.g. --size 3,\n"
@@ -494,6 +496,9 @@ static int run(struct cli *c, struct args *a)
 	if (a->i >= a->argc)
 		return usage(NULL);
 	cmd = a->argv[a->i++];
+	if (strcmp(cmd, "inspect") == 0) /* no database; own arguments */
+		return cmd_inspect(c->ctx, c->json, a->argc - a->i,
+				   a->argv + a->i);
 	rc = parse_opts(c, a, &o);
 	if (rc != 0)
 		return rc;
