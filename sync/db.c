@@ -265,6 +265,17 @@ int gs__db_content_hash(struct gs_ctx *ctx,
 			sqlite3 *db,
 			char out[2 * GS_SHA256_LEN + 1])
 {
+	return gs__db_content_hash_filtered(ctx, db, NULL, NULL, out);
+}
+
+/* The same dump, restricted to the rows each table's filter accepts (the
+ * server uses it to hash exactly what a device's scope holds). */
+int gs__db_content_hash_filtered(struct gs_ctx *ctx,
+				 sqlite3 *db,
+				 gs_db_filter_cb filter,
+				 void *payload,
+				 char out[2 * GS_SHA256_LEN + 1])
+{
 	struct gs__sha256_state sh;
 	uint8_t digest[GS_SHA256_LEN];
 	const struct gs_table *tables;
@@ -281,10 +292,13 @@ int gs__db_content_hash(struct gs_ctx *ctx,
 		const struct gs_table *tb = &tables[t];
 		sqlite3_stmt *st = NULL;
 		bool first = true;
+		const char *where = filter != NULL ? filter(tb, payload) : NULL;
 
 		sql.len = 0;
-		rc = gs__buf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY ",
-				    tb->name);
+		rc = gs__buf_printf(
+			&sql, "SELECT * FROM \"%s\"%s%s%s ORDER BY ", tb->name,
+			where != NULL ? " WHERE (" : "",
+			where != NULL ? where : "", where != NULL ? ")" : "");
 		for (unsigned c = 0; c < tb->n_cols && rc == GS_OK; c++) {
 			if (!(tb->cols[c].flags & GS_COL_PK))
 				continue;

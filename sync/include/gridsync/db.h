@@ -57,4 +57,19 @@ int gs__db_content_hash(struct gs_ctx *ctx,
 			sqlite3 *db,
 			char out[2 * GS_SHA256_LEN + 1]);
 
+struct gs_table;
+
+/* A row filter for gs__db_content_hash_filtered: a SQL condition over the
+ * columns of table t (which it may name as t->name), or NULL for every
+ * row. The text is borrowed until the next call. */
+typedef const char *(*gs_db_filter_cb)(const struct gs_table *t, void *payload);
+
+/* gs__db_content_hash over only the rows filter accepts (filter NULL:
+ * every row, the same digest as gs__db_content_hash). */
+int gs__db_content_hash_filtered(struct gs_ctx *ctx,
+				 sqlite3 *db,
+				 gs_db_filter_cb filter,
+				 void *payload,
+				 char out[2 * GS_SHA256_LEN + 1]);
+
 #endif

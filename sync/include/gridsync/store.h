@@ -108,13 +108,21 @@ void gs__store_push_out_fini(struct gs_store_push_out *out);
  * scope, merge by class, log effective changes and conflicts, record the
  * (device, seq, sha256) dedup key and its journal intent, COMMIT). Entries
  * must be in ascending device_seq. An entry already received with the same
- * sha256 is DUPLICATE (its first result stands); with another sha256 it is
- * REJECTED with GS_REJECT_SEQ_REUSED. A gap (seq > last + 1) is REJECTED.
- * Each entry is judged on its own (a savepoint each): a rejected entry
- * changes nothing but still consumes its seq, and later entries go on.
- * Returns GS_OK with per-entry results, or an error (GS_EIO,
- * GS_EFULL, GS_EBUSY) when nothing was made durable and nothing must be
- * acknowledged.
+ * sha256 is DUPLICATE if it was applied; if it was rejected, the same
+ * rejection (code and reason) is answered again: the first result stands.
+ * With another sha256 it is REJECTED with GS_REJECT_SEQ_REUSED. Each entry
+ * is judged on its own (a savepoint each where it has more than one row):
+ * a rejected entry changes nothing but still consumes its seq, and later
+ * entries go on. Two refusals do not consume the seq, so that a clean
+ * resend can still be applied: bytes that do not match their sha256
+ * (GS_REJECT_HASH) and a gap (seq > last + 1: GS_REJECT_SEQ_REUSED, the
+ * entries in between never arrived). durable_seq is the device's highest
+ * recorded seq after the commit. out->conflicts lists the conflicts this
+ * push's entries met, won or lost (the ack carries at most 16384 and about
+ * 2 MiB of them; srv_conflict keeps all). Returns GS_OK with per-entry
+ * results, or an error (GS_EIO, GS_EFULL, GS_EBUSY, GS_ENOMEM; GS_EDENIED
+ * for a revoked device) when nothing was made durable and nothing must be
+ * acknowledged; out is then zeroed.
  */
 int gs__store_push(struct gs_store *st,
 		   const struct gs_store_device *dev,
@@ -138,17 +146,30 @@ void gs__store_pull_out_fini(struct gs_store_pull_out *out);
 
 /*
  * The rows in dev's scope changed after server_seq `after`, oldest first,
- * up to about byte_budget bytes of changeset, as their current values:
+ * up to about byte_budget bytes of changeset (at least one row if any is
+ * pending; at most 8 MiB and 10,000 rows), as their current values:
  * reference data every device needs (admin_area, org, worker, category,
- * tag_def, sla_policy, transition_rule, grid) plus rows whose grid is in
- * the device's scope; never a restricted tag. Parents come before
- * children within one changeset (manifest order).
+ * tag_def, sla_policy, transition_rule, grid, and place/dwelling rows
+ * without a grid) plus rows whose grid is in the device's scope; never a
+ * restricted tag. Tombstones come as rows with deleted = 1. Parents come
+ * before children within one changeset (manifest order); across
+ * changesets a child can come before its parent (the log keeps each row's
+ * latest change only, so a parent changed later moves behind its child):
+ * the device applies with foreign keys deferred and keeps such a child
+ * (OMIT on SQLITE_CHANGESET_FOREIGN_KEY commits the rest), and a later
+ * download brings the parent. Rows the device pushed itself come back too
+ * (the server's canonical version). out->changeset is replaced.
  */
 int gs__store_pull(struct gs_store *st,
 		   const struct gs_store_device *dev,
 		   uint64_t after,
 		   size_t byte_budget,
 		   struct gs_store_pull_out *out);
+
+/* Scopes of more than max_grids grids are served by walking the whole
+ * change log in order instead of per-grid index ranges (default 256).
+ * For tests and tuning. */
+void gs__store_set_scope_narrow(struct gs_store *st, size_t max_grids);
 
 /* ---- inspection --------------------------------------------------------- */
 
