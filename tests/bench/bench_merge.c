@@ -2,6 +2,7 @@
  * The server merge against its floor (PERFORMANCE.md S1, S2, S3).
  *
  *   bench_merge [--visits N] [--issues N] [--devices N] [--keep]
+ *   bench_merge --district
  *
  * S1: one handheld made with the client API (gs_device_init, demo
  * profile) records N visits (default 10,000) and N issues (2,000), each in
@@ -20,6 +21,12 @@
  * must end with the later write by (HLC, device) and every conflict must
  * be recorded with both sides. The floor of S2/S3 is the same changesets
  * applied one device after another with a last-writer-wins handler.
+ *
+ * --district instead seeds the district profile (1.6 M rows) into a store
+ * and publishes it (timed), then bootstraps a fresh database of the first
+ * micro-grid worker's scope from it (B1 without the network): downloads
+ * of 1 MiB applied with sqlite3changeset_apply, and the device's content
+ * hash compared with the store's scope hash.
  *
  * Figures are wall time on this machine; compare the ratio, not the
  * absolute rate (PERFORMANCE.md).
@@ -746,6 +753,94 @@ s23(struct gs_ctx *ctx, const char *dir, size_t n_dev, bool conflicts_on)
 	gs__store_close(st);
 }
 
+/* ---- district seed and B1 -------------------------------------------- */
+
+static int replace_fk(void *p, int kind, sqlite3_changeset_iter *it)
+{
+	(void)p;
+	(void)it;
+	if (kind == SQLITE_CHANGESET_DATA || kind == SQLITE_CHANGESET_CONFLICT)
+		return SQLITE_CHANGESET_REPLACE;
+	return SQLITE_CHANGESET_OMIT;
+}
+
+/* Seed the district profile (timed), then bootstrap a fresh micro-grid
+ * device from it (B1, server side: pull and apply, no network). */
+static void district(struct gs_ctx *ctx, const char *dir)
+{
+	struct gs_synth_opts so = GS_SYNTH_OPTS_INIT;
+	struct gs_store *st = NULL;
+	struct gs_store_device sd;
+	struct gs_store_pull_out po;
+	char worker[GS_UUID_LEN];
+	char scope[1024] = "";
+	char want[65];
+	char got[65];
+	sqlite3 *dev = NULL;
+	sqlite3_stmt *s = NULL;
+	uint64_t cursor = 0;
+	size_t rows = 0;
+	size_t bytes = 0;
+	size_t chunks = 0;
+	double t0;
+	double t_pull = 0;
+	double t_apply = 0;
+
+	CHECK(ctx, "store open",
+	      gs__store_open(&st, ctx, gs_test_path(dir, "district.db"),
+			     GS_STORE_CREATE));
+	so.profile = GS_SYNTH_DISTRICT;
+	t0 = now_s();
+	CHECK(ctx, "seed", gs__store_seed(st, &so));
+	printf("SEED district profile seeded and published in %.1f s\n",
+	       now_s() - t0);
+	CHECK(ctx, "pick",
+	      gs__synth_pick_worker(ctx, gs__store_db(st), "GW", "responsible",
+				    worker));
+	sqlite3_prepare_v2(gs__store_db(st),
+			   "SELECT group_concat(g.code) FROM assignment a JOIN"
+			   " grid g ON g.id = a.grid_id WHERE a.worker_id = ?",
+			   -1, &s, NULL);
+	sqlite3_bind_text(s, 1, worker, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		snprintf(scope, sizeof(scope), "%s", sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	CHECK(ctx, "enroll",
+	      gs__store_enroll(st, "b1-dev", worker, scope, &sd));
+	CHECK(ctx, "device db",
+	      gs__db_open(&dev, ctx, gs_test_path(dir, "b1.db"), GS_DB_CREATE));
+	CHECK(ctx, "device migrate", gs__db_migrate(ctx, dev));
+	gs__store_pull_out_init(&po, ctx);
+	do {
+		t0 = now_s();
+		CHECK(ctx, "pull",
+		      gs__store_pull(st, &sd, cursor, 1u << 20, &po));
+		t_pull += now_s() - t0;
+		t0 = now_s();
+		sqlite3_exec(dev, "BEGIN", NULL, NULL, NULL);
+		if (po.changeset.len > 0 &&
+		    sqlite3changeset_apply(dev, (int)po.changeset.len,
+					   po.changeset.data, NULL, replace_fk,
+					   NULL) != SQLITE_OK)
+			fprintf(stderr, "apply: %s\n", sqlite3_errmsg(dev));
+		sqlite3_exec(dev, "COMMIT", NULL, NULL, NULL);
+		t_apply += now_s() - t0;
+		rows += po.n_rows;
+		bytes += po.changeset.len;
+		chunks++;
+		cursor = po.next_cursor;
+	} while (po.more);
+	gs__store_pull_out_fini(&po);
+	CHECK(ctx, "scope hash", gs__store_scope_hash(st, &sd, want));
+	CHECK(ctx, "device hash", gs__db_content_hash(ctx, dev, got));
+	printf("B1  scope %s: %zu rows, %zu bytes in %zu downloads of 1 MiB;"
+	       " pull %.3f s, apply %.3f s; content %s\n",
+	       scope, rows, bytes, chunks, t_pull, t_apply,
+	       strcmp(want, got) == 0 ? "equal" : "DIFFERENT");
+	gs__db_close(dev);
+	gs__store_close(st);
+}
+
 int main(int argc, char **argv)
 {
 	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
@@ -753,6 +848,7 @@ int main(int argc, char **argv)
 	size_t n_issues = 2000;
 	size_t n_dev = 50;
 	bool keep = false;
+	bool dist = false;
 	char *dir;
 
 	for (int i = 1; i < argc; i++) {
@@ -764,14 +860,23 @@ int main(int argc, char **argv)
 			n_dev = (size_t)atol(argv[++i]) & ~(size_t)1;
 		else if (strcmp(argv[i], "--keep") == 0)
 			keep = true;
+		else if (strcmp(argv[i], "--district") == 0)
+			dist = true;
 		else {
 			fprintf(stderr,
 				"usage: bench_merge [--visits N] [--issues N]"
-				" [--devices N] [--keep]\n");
+				" [--devices N] [--district] [--keep]\n");
 			return 2;
 		}
 	}
 	dir = gs_test_tmpdir();
+	if (dist) {
+		district(ctx, dir);
+		if (!keep)
+			gs_test_tmpdir_free(dir);
+		gs_ctx_free(ctx);
+		return 0;
+	}
 	s1(ctx, dir, n_visits, n_issues);
 	if (n_dev >= 2) {
 		s23(ctx, dir, n_dev, false);

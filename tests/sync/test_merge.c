@@ -502,7 +502,7 @@ static void flow_to_dispatched(struct fx *f, struct flow *w)
 	int64_t rev;
 
 	fx_dev_init(f, &w->gw, "dev-gw", f->gw, NULL, NULL);
-	fx_dev_init(f, &w->cs, "dev-cs", f->cs, NULL, "510114001001");
+	fx_dev_init(f, &w->cs, "dev-cs", f->cs, "CS", "510114001001");
 	assert_int_equal(w->cs.sd.role, GS_ROLE_CS);
 	fx_household(&w->gw, w->hh);
 	fx_report(&w->gw, w->hh, w->is);
@@ -666,7 +666,7 @@ static void verify_vs_redispatch(void **state)
 	 * saw "handled", verifies offline. */
 	assert_gs_ok(gs__synth_pick_worker(f->ctx, gs__store_db(f->st), "SC",
 					   NULL, sc_worker));
-	fx_dev_init(f, &sc, "dev-sc", sc_worker, NULL, "510114001001");
+	fx_dev_init(f, &sc, "dev-sc", sc_worker, "SC", "510114001001");
 	fx_pull(f, &sc);
 	fx_move(&sc, w.is, "dispatched", NULL, GS_OK);
 	fx_move(&w.gw, w.is, "verified", NULL, GS_OK);

@@ -592,6 +592,57 @@ static void push_survives_allocation_failures(void **state)
 	fx_dev_fini(&a);
 }
 
+static void pull_and_open_survive_allocation_failures(void **state)
+{
+	struct fx *f = *state;
+	struct gs_store_device d;
+	struct gs_store_pull_out po;
+	struct gs_store *st2 = NULL;
+	long base;
+	int rc = GS_ENOMEM;
+
+	assert_gs_ok(
+		gs__store_enroll(f->st, "dev-a", f->gw, "510114001001", &d));
+	gs__store_pull_out_init(&po, f->ctx);
+	base = f->alloc.live;
+	for (long n = 0; rc == GS_ENOMEM; n++) {
+		f->alloc.count = 0;
+		f->alloc.fail_at = n;
+		/* A new scope each time: its resolution is in the loop. */
+		snprintf(d.scope, sizeof(d.scope), "510114001001,x%ld", n);
+		rc = gs__store_pull(f->st, &d, 0, 1 << 16, &po);
+		f->alloc.fail_at = -1;
+		if (rc == GS_OK)
+			break;
+		assert_int_equal(rc, GS_ENOMEM);
+		assert_int_equal(po.changeset.len, 0);
+		assert_true(n < 100000);
+	}
+	assert_gs_ok(rc);
+	assert_true(po.n_rows > 0);
+	gs__store_pull_out_fini(&po);
+	/* The scope cache and the statements stay: count them in. */
+	assert_true(f->alloc.live >= base);
+
+	base = f->alloc.live;
+	rc = GS_ENOMEM;
+	for (long n = 0; rc != GS_OK; n++) {
+		f->alloc.count = 0;
+		f->alloc.fail_at = n;
+		rc = gs__store_open(&st2, f->ctx,
+				    gs_test_path(f->dir, "server.db"), 0);
+		f->alloc.fail_at = -1;
+		if (rc == GS_OK)
+			break;
+		assert_int_equal(rc, GS_ENOMEM);
+		assert_null(st2);
+		assert_int_equal(f->alloc.live, base);
+		assert_true(n < 100000);
+	}
+	gs__store_close(st2);
+	assert_int_equal(f->alloc.live, base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +663,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(listings, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			push_survives_allocation_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			pull_and_open_survive_allocation_failures, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
