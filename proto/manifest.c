@@ -68,7 +68,7 @@ static const struct gs_column place[] = {
 static const struct gs_column dwelling[] = {
 	{ "id", T, RPK },      { "place_id", T, RNN }, { "grid_id", T, RNN },
 	{ "room_no", T, RNP }, { "floor", I, R0 },     { "usage", T, R0 },
-	SEQ_DEL(RNN),
+	SEQ_DEL(RNN),          { "area_m2", RL, R0 }, /* v2 */
 };
 static const struct gs_column org[] = {
 	{ "id", T, RPK },     { "kind", T, RNN }, { "name", T, RNN },

@@ -174,4 +174,12 @@ static const char *const v1[] = {
 	NULL,
 };
 
-const char *const *const gs__schema_migrations[GS_SCHEMA_VERSION] = { v1 };
+/* v2: a dwelling's floor area, so that overcrowded rentals (群租) can be
+ * spotted from households per square metre. A device on v1 cannot hold
+ * v2 dwelling rows: the server tells it to upgrade (docs/SCHEMA.md). */
+static const char *const v2[] = {
+	"ALTER TABLE dwelling ADD COLUMN area_m2 REAL;",
+	NULL,
+};
+
+const char *const *const gs__schema_migrations[GS_SCHEMA_VERSION] = { v1, v2 };

@@ -5,6 +5,7 @@
  */
 #include <gridsync/client_internal.h>
 #include <gridsync/gridsync.h>
+#include <gridsync/schema.h>
 #include <gridsync/synth.h>
 
 #include "gs_test.h"
@@ -81,7 +82,7 @@ static void demo_device_is_scoped_to_its_worker(void **state)
 	assert_true(st.scope[0] != '\0');
 	assert_true(st.households >= 30 && st.households <= 100);
 	assert_int_equal(st.outbox_depth, 0); /* seeding is not captured */
-	assert_int_equal(st.schema_version, 1);
+	assert_int_equal(st.schema_version, GS_SCHEMA_VERSION);
 	assert_int_equal(strlen(st.content_hash), 64);
 }
 

@@ -118,6 +118,49 @@ static void open_sets_and_checks_pragmas(void **state)
 	gs_test_tmpdir_free(dir);
 }
 
+/* A database made by the previous release moves to this schema on open,
+ * keeping its rows. */
+static void older_database_migrates_in_place(void **state)
+{
+	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
+	char *dir = gs_test_tmpdir();
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int version = 0;
+
+	(void)state;
+	assert_gs_ok(gs__db_open(&db, ctx, gs_test_path(dir, "old.db"),
+				 GS_DB_CREATE));
+	for (const char *const *sql = gs__schema_migrations[0]; *sql; sql++)
+		assert_gs_ok(gs__db_exec(ctx, db, *sql));
+	assert_gs_ok(gs__db_exec(
+		ctx, db,
+		"PRAGMA user_version=1;"
+		"INSERT INTO admin_area (id, code, level, name) VALUES"
+		" ('a', '510114001001', 'community', 'c');"
+		"INSERT INTO grid (id, code, level, community_id, name) VALUES"
+		" ('g', '51011400100101', 'general', 'a', 'g');"
+		"INSERT INTO place (id, kind, grid_id, name) VALUES"
+		" ('p', 'building', 'g', 'p');"
+		"INSERT INTO dwelling (id, place_id, grid_id, room_no) VALUES"
+		" ('d', 'p', 'g', '101');"));
+	assert_gs_ok(gs__db_migrate(ctx, db));
+	assert_gs_ok(gs__db_schema_version(ctx, db, &version));
+	assert_int_equal(version, GS_SCHEMA_VERSION);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT room_no, area_m2 FROM"
+					    " dwelling WHERE id = 'd'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal(sqlite3_column_text(st, 0), "101");
+	assert_int_equal(sqlite3_column_type(st, 1), SQLITE_NULL);
+	sqlite3_finalize(st);
+	gs__db_close(db);
+	gs_ctx_free(ctx);
+	gs_test_tmpdir_free(dir);
+}
+
 static void states_and_rules(void **state)
 {
 	const struct gs_transition *t;
@@ -143,6 +186,7 @@ int main(void)
 		cmocka_unit_test(manifest_matches_migrated_schema),
 		cmocka_unit_test(newer_schema_is_refused),
 		cmocka_unit_test(open_sets_and_checks_pragmas),
+		cmocka_unit_test(older_database_migrates_in_place),
 		cmocka_unit_test(states_and_rules),
 	};
 
