@@ -42,11 +42,12 @@ struct gs_capture {
 
 static const char bookkeeping_sql[] =
 	"CREATE TABLE IF NOT EXISTS gs_outbox ("
-	" seq INTEGER PRIMARY KEY,"    /* device_seq */
-	" hlc INTEGER NOT NULL,"       /* stamp of the transaction */
-	" sha256 BLOB NOT NULL,"       /* of changeset */
-	" changeset BLOB NOT NULL,"    /* as captured, uncompressed */
-	" created_at INTEGER NOT NULL" /* wall ms, for display only */
+	" seq INTEGER PRIMARY KEY,"          /* device_seq */
+	" hlc INTEGER NOT NULL,"             /* stamp of the transaction */
+	" sha256 BLOB NOT NULL,"             /* of changeset */
+	" changeset BLOB NOT NULL,"          /* as captured, uncompressed */
+	" created_at INTEGER NOT NULL,"      /* wall ms, for display only */
+	" status INTEGER NOT NULL DEFAULT 0" /* GS_OUTBOX_* (apply.h) */
 	");"
 	"CREATE TABLE IF NOT EXISTS gs_state ("
 	" id INTEGER PRIMARY KEY CHECK(id = 1),"

@@ -93,7 +93,8 @@ int gs__scope_load(struct gs_scope *s,
 		gs__scope_fini(s);
 		return rc;
 	}
-	qsort(s->ids, s->n, sizeof(*s->ids), cmp_id);
+	if (s->n > 1)
+		qsort(s->ids, s->n, sizeof(*s->ids), cmp_id);
 	/* Two codes may cover the same grid: keep one copy. */
 	size_t j = 0;
 	for (size_t i = 0; i < s->n; i++) {

@@ -1,0 +1,311 @@
+/*
+ * Download apply and rebase (see apply.h).
+ *
+ * Happy path, one BEGIN IMMEDIATE ... COMMIT:
+ *   1. read the outbox entries still held (pending and rejected);
+ *   2. undo them newest first: invert each (our own bytes) and apply;
+ *   3. check the download with gs__cs_check, then sqlite3changeset_apply
+ *      it: the server's row replaces ours (REPLACE on conflict);
+ *   4. redo the pending entries oldest first (REPLACE on conflict: the
+ *      local edit shows over the server's row until the server decides);
+ *   5. drop rejected entries, store the cursor and the clock floor.
+ * Failure modes: any error rolls everything back (the database is as it
+ * was before the download); the cursor only moves with the rows.
+ */
+#define GS_MODULE "sync.apply"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <gridsync/apply.h>
+#include <gridsync/changeset.h>
+#include <gridsync/hlc.h>
+#include <gridsync/schema.h>
+#include <gridsync/wire.h>
+
+struct held {
+	uint64_t seq;
+	int status;
+	void *cs; /* sqlite3_malloc'd copy */
+	int len;
+};
+
+/* Only replicated tables may be written by a changeset: never
+ * sqlite_stat1 or the bookkeeping (RELIABILITY.md trap 8). */
+static int filter(void *payload, const char *table)
+{
+	(void)payload;
+	return gs__manifest_find(table) != NULL;
+}
+
+/* The server's rows win; a row that is gone stays gone; a foreign key to
+ * a row outside this device's scope is tolerated. */
+static int on_conflict(void *payload, int kind, sqlite3_changeset_iter *it)
+{
+	(void)payload;
+	(void)it;
+	switch (kind) {
+	case SQLITE_CHANGESET_DATA:
+	case SQLITE_CHANGESET_CONFLICT:
+		return SQLITE_CHANGESET_REPLACE;
+	case SQLITE_CHANGESET_NOTFOUND:
+	case SQLITE_CHANGESET_FOREIGN_KEY:
+		return SQLITE_CHANGESET_OMIT;
+	default: /* CONSTRAINT: a unique key held by another row */
+		return SQLITE_CHANGESET_ABORT;
+	}
+}
+
+static int count_row(const struct gs_cs_row *row, void *payload)
+{
+	(void)row;
+	(*(size_t *)payload)++;
+	return 0;
+}
+
+static int apply_cs(struct gs_ctx *ctx, sqlite3 *db, int len, void *cs)
+{
+	int rc = sqlite3changeset_apply(db, len, cs, filter, on_conflict, NULL);
+
+	return rc == SQLITE_OK ? GS_OK : gs__err_from_sqlite(ctx, rc, db);
+}
+
+static void held_free(struct held *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sqlite3_free(h[i].cs);
+}
+
+static int
+load_held(struct gs_ctx *ctx, sqlite3 *db, struct held **out, size_t *n_out)
+{
+	sqlite3_stmt *st = NULL;
+	struct held *h = NULL;
+	size_t n = 0;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	rc = gs__db_prepare(ctx, db, &st,
+			    "SELECT seq, status, changeset FROM gs_outbox"
+			    " ORDER BY seq");
+	while (rc == GS_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int len = sqlite3_column_bytes(st, 2);
+
+		rc = GS_OK;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct held *p = gs__realloc(ctx, h, c * sizeof(*p));
+
+			if (p == NULL) {
+				rc = GS_ENOMEM;
+				break;
+			}
+			h = p;
+			cap = c;
+		}
+		h[n].seq = (uint64_t)sqlite3_column_int64(st, 0);
+		h[n].status = sqlite3_column_int(st, 1);
+		h[n].len = len;
+		h[n].cs = sqlite3_malloc(len > 0 ? len : 1);
+		if (h[n].cs == NULL) {
+			rc = GS_ENOMEM;
+			break;
+		}
+		memcpy(h[n].cs, sqlite3_column_blob(st, 2), (size_t)len);
+		n++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = GS_OK;
+	else if (rc != GS_OK && rc != GS_ENOMEM)
+		rc = gs__err_from_sqlite(ctx, rc, db);
+	sqlite3_finalize(st);
+	if (rc != GS_OK) {
+		held_free(h, n);
+		gs__free(ctx, h);
+		return rc;
+	}
+	*out = h;
+	*n_out = n;
+	return GS_OK;
+}
+
+static int undo(struct gs_ctx *ctx, sqlite3 *db, struct held *h)
+{
+	void *inv = NULL;
+	int n = 0;
+	int rc = sqlite3changeset_invert(h->len, h->cs, &n, &inv);
+
+	if (rc != SQLITE_OK)
+		return gs__err_from_sqlite(ctx, rc, db);
+	rc = apply_cs(ctx, db, n, inv);
+	sqlite3_free(inv);
+	return rc;
+}
+
+static int
+set_meta(struct gs_ctx *ctx, sqlite3 *db, const char *key, const char *value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = gs__db_prepare(ctx, db, &st,
+				"INSERT INTO gs_meta (key, value) VALUES (?, ?)"
+				" ON CONFLICT(key) DO UPDATE SET value ="
+				" excluded.value");
+
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = gs__db_step_done(ctx, db, st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int gs__apply_download(struct gs_ctx *ctx,
+		       sqlite3 *db,
+		       const uint8_t *cs,
+		       size_t len,
+		       uint64_t cursor,
+		       uint64_t remote_hlc,
+		       struct gs_apply_stats *stats)
+{
+	struct gs_cs_opts opts = GS_CS_OPTS_INIT;
+	struct gs_cs_error cerr;
+	struct gs_apply_stats s = { 0, 0, 0, 0 };
+	struct held *h = NULL;
+	size_t n = 0;
+	char num[32];
+	int rc;
+
+	GS_CHECK_ARG(db != NULL && (cs != NULL || len == 0));
+	if (len > 0) {
+		opts.allow = GS_CS_ALLOW_ALL;
+		opts.max_rows = (size_t)1 << 24;
+		opts.max_bytes = GS_FRAME_MAX_CEILING;
+		rc = gs__cs_foreach(&cerr, ctx, cs, len, &opts, count_row,
+				    &s.rows);
+		if (rc != GS_OK)
+			return gs__err_wrap(ctx, rc, "download");
+	}
+	rc = gs__db_exec(ctx, db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
+	rc = load_held(ctx, db, &h, &n);
+	for (size_t i = n; rc == GS_OK && i > 0; i--) {
+		rc = undo(ctx, db, &h[i - 1]);
+		s.undone++;
+	}
+	if (rc == GS_OK && len > 0)
+		rc = apply_cs(ctx, db, (int)len, (void *)cs);
+	for (size_t i = 0; rc == GS_OK && i < n; i++) {
+		if (h[i].status != GS_OUTBOX_PENDING) {
+			s.dropped++;
+			continue;
+		}
+		rc = apply_cs(ctx, db, h[i].len, h[i].cs);
+		s.redone++;
+	}
+	if (rc == GS_OK && s.dropped > 0)
+		rc = gs__db_exec(ctx, db,
+				 "DELETE FROM gs_outbox WHERE status <> 0");
+	if (rc == GS_OK && len > 0) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)cursor);
+		rc = set_meta(ctx, db, "cursor", num);
+	}
+	if (rc == GS_OK && remote_hlc > 0) {
+		sqlite3_stmt *st = NULL;
+
+		rc = gs__db_prepare(ctx, db, &st,
+				    "UPDATE gs_state SET hlc_floor ="
+				    " max(hlc_floor, ?) WHERE id = 1");
+		if (rc == GS_OK) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)remote_hlc);
+			rc = gs__db_step_done(ctx, db, st);
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == GS_OK)
+		rc = gs__db_exec(ctx, db, "COMMIT");
+	if (rc != GS_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	held_free(h, n);
+	gs__free(ctx, h);
+	if (rc == GS_OK && stats != NULL)
+		*stats = s;
+	return rc;
+}
+
+int gs__apply_acks(struct gs_ctx *ctx,
+		   sqlite3 *db,
+		   const struct gs_ack_item *items,
+		   size_t n)
+{
+	sqlite3_stmt *del = NULL;
+	sqlite3_stmt *rej = NULL;
+	sqlite3_stmt *why = NULL;
+	int rc;
+
+	rc = gs__db_exec(ctx, db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
+	/* Raise the floors before the rows go, so the sequence and the
+	 * clock never fall back when the outbox empties. */
+	rc = gs__db_prepare(
+		ctx, db, &del,
+		"UPDATE gs_state SET"
+		" seq_floor = max(seq_floor, ?1),"
+		" hlc_floor = max(hlc_floor, ifnull((SELECT hlc"
+		" FROM gs_outbox WHERE seq = ?1), 0)) WHERE id = 1;");
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &rej,
+				    "UPDATE gs_outbox SET status = 1 WHERE"
+				    " seq = ?");
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &why,
+				    "INSERT INTO gs_conflict (device_seq, tbl,"
+				    " pk, col, reason, at) VALUES (?, '', '',"
+				    " NULL, ?, ?)");
+	for (size_t i = 0; rc == GS_OK && i < n; i++) {
+		const struct gs_ack_item *it = &items[i];
+
+		sqlite3_bind_int64(del, 1, (sqlite3_int64)it->seq);
+		rc = gs__db_step_done(ctx, db, del);
+		if (rc != GS_OK)
+			break;
+		if (it->result == GS_RESULT_REJECTED) {
+			char reason[300];
+
+			sqlite3_bind_int64(rej, 1, (sqlite3_int64)it->seq);
+			rc = gs__db_step_done(ctx, db, rej);
+			snprintf(reason, sizeof(reason),
+				 "rejected (code %d): %s", it->reject_code,
+				 it->reason != NULL ? it->reason : "");
+			sqlite3_bind_int64(why, 1, (sqlite3_int64)it->seq);
+			sqlite3_bind_text(why, 2, reason, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(why, 3, gs__clock_wall_ms(ctx));
+			if (rc == GS_OK)
+				rc = gs__db_step_done(ctx, db, why);
+		} else {
+			sqlite3_stmt *d = NULL;
+
+			rc = gs__db_prepare(ctx, db, &d,
+					    "DELETE FROM gs_outbox WHERE seq ="
+					    " ?");
+			if (rc == GS_OK) {
+				sqlite3_bind_int64(d, 1,
+						   (sqlite3_int64)it->seq);
+				rc = gs__db_step_done(ctx, db, d);
+			}
+			sqlite3_finalize(d);
+		}
+	}
+	sqlite3_finalize(del);
+	sqlite3_finalize(rej);
+	sqlite3_finalize(why);
+	if (rc == GS_OK)
+		rc = gs__db_exec(ctx, db, "COMMIT");
+	if (rc != GS_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
