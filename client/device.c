@@ -20,6 +20,7 @@
 #include <gridsync/hlc.h>
 #include <gridsync/schema.h>
 #include <gridsync/synth.h>
+#include <gridsync/transport.h>
 
 #include "device_impl.h"
 
@@ -121,6 +122,23 @@ void gs_device_close(struct gs_device *dev)
 	device_free(dev);
 }
 
+/* The role of worker_id in the reference data, or 0. */
+static unsigned worker_role(struct gs_device *dev, const char *worker_id)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned role = 0;
+
+	if (worker_id == NULL ||
+	    gs__db_prepare(dev->ctx, dev->db, &st,
+			   "SELECT role FROM worker WHERE id = ?") != GS_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, worker_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		role = gs__role_parse((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return role;
+}
+
 /* gs_in_scope(grid_id): the scope check inside SQL statements. */
 static void in_scope_fn(sqlite3_context *fctx, int argc, sqlite3_value **argv)
 {
@@ -151,6 +169,8 @@ static int device_load(struct gs_device *dev)
 		rc = gs__meta_get(dev, "scope", &dev->scope_codes);
 	if (rc == GS_OK) {
 		dev->role = gs__role_parse(role);
+		if (dev->role == 0)
+			dev->role = worker_role(dev, dev->worker_id);
 		if (dev->role == 0)
 			dev->role = GS_ROLE_GW;
 		rc = gs__scope_load(&dev->scope, dev->ctx, dev->db,
@@ -195,23 +215,6 @@ int gs_device_open(struct gs_device **out, struct gs_ctx *ctx, const char *path)
 	}
 	*out = dev;
 	return GS_OK;
-}
-
-/* The role of worker_id in the reference data, or 0. */
-static unsigned worker_role(struct gs_device *dev, const char *worker_id)
-{
-	sqlite3_stmt *st = NULL;
-	unsigned role = 0;
-
-	if (worker_id == NULL ||
-	    gs__db_prepare(dev->ctx, dev->db, &st,
-			   "SELECT role FROM worker WHERE id = ?") != GS_OK)
-		return 0;
-	sqlite3_bind_text(st, 1, worker_id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		role = gs__role_parse((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	return role;
 }
 
 /* Grid codes of the worker's active assignments, comma-separated. */
@@ -307,10 +310,58 @@ static int load_demo(struct gs_device *dev,
 	return GS_OK;
 }
 
+static int device_create(struct gs_device **out,
+			 struct gs_ctx *ctx,
+			 const char *path,
+			 const struct gs_device_init_opts *opts,
+			 const struct gs_bundle *bundle);
+
 int gs_device_init(struct gs_device **out,
 		   struct gs_ctx *ctx,
 		   const char *path,
 		   const struct gs_device_init_opts *opts)
+{
+	struct gs_device_init_opts merged;
+	struct gs_bundle bundle;
+	int rc;
+
+	GS_CHECK_ARG(out != NULL && ctx != NULL && path != NULL &&
+		     opts != NULL);
+	*out = NULL;
+	if (opts->version != GS_DEVICE_INIT_OPTS_VERSION)
+		return gs__err(ctx, GS_EINVAL, "unknown options version");
+	if (opts->bundle == NULL)
+		return device_create(out, ctx, path, opts, NULL);
+	/* An enrolment bundle supplies what the options leave out. */
+	memset(&bundle, 0, sizeof(bundle));
+	rc = gs__bundle_read(&bundle, ctx, opts->bundle);
+	if (rc != GS_OK)
+		return gs__err_wrap(ctx, rc, "bundle %s", opts->bundle);
+	merged = *opts;
+	if (merged.device_id == NULL)
+		merged.device_id = bundle.device_id;
+	if (merged.worker_id == NULL)
+		merged.worker_id = bundle.worker_id;
+	if (merged.scope == NULL)
+		merged.scope = bundle.scope;
+	if (merged.server == NULL)
+		merged.server = bundle.server;
+	if (strcmp(merged.device_id, bundle.device_id) != 0)
+		rc = gs__err(ctx, GS_EINVAL,
+			     "the bundle is for device %s, not %s",
+			     bundle.device_id, merged.device_id);
+	else
+		rc = device_create(out, ctx, path, &merged, &bundle);
+	gs__bundle_fini(ctx, &bundle);
+	return rc;
+}
+
+/* Create the database (the body of gs_device_init). */
+static int device_create(struct gs_device **out,
+			 struct gs_ctx *ctx,
+			 const char *path,
+			 const struct gs_device_init_opts *opts,
+			 const struct gs_bundle *bundle)
 {
 	struct gs_device *dev = NULL;
 	char *worker = NULL;
@@ -319,11 +370,6 @@ int gs_device_init(struct gs_device **out,
 	unsigned role;
 	int rc;
 
-	GS_CHECK_ARG(out != NULL && ctx != NULL && path != NULL &&
-		     opts != NULL);
-	*out = NULL;
-	if (opts->version != GS_DEVICE_INIT_OPTS_VERSION)
-		return gs__err(ctx, GS_EINVAL, "unknown options version");
 	if (opts->device_id == NULL || opts->device_id[0] == '\0')
 		return gs__err(ctx, GS_EINVAL, "a device id is required");
 	if (strlen(opts->device_id) > 100)
@@ -361,9 +407,10 @@ int gs_device_init(struct gs_device **out,
 	}
 	if (rc == GS_OK && worker != NULL)
 		rc = gs__meta_set(dev, "worker_id", worker);
-	if (rc == GS_OK)
-		rc = gs__meta_set(dev, "role",
-				  gs__role_name(role != 0 ? role : GS_ROLE_GW));
+	/* Without a role given or known yet, the worker's role is read from
+	 * the reference data once it has arrived (device_load). */
+	if (rc == GS_OK && role != 0)
+		rc = gs__meta_set(dev, "role", gs__role_name(role));
 	if (rc == GS_OK && opts->server != NULL)
 		rc = gs__meta_set(dev, "server", opts->server);
 	if (rc == GS_OK && opts->scope == NULL && worker != NULL)
@@ -373,6 +420,14 @@ int gs_device_init(struct gs_device **out,
 				  opts->scope != NULL ? opts->scope : scope);
 	if (rc == GS_OK)
 		rc = gs__meta_set(dev, "insecure", opts->insecure ? "1" : "0");
+	/* The TLS identity from enrolment. The key lives in the device
+	 * database, which is the handheld's protected store. */
+	if (rc == GS_OK && bundle != NULL)
+		rc = gs__meta_set(dev, "tls_ca", bundle->ca_pem);
+	if (rc == GS_OK && bundle != NULL)
+		rc = gs__meta_set(dev, "tls_cert", bundle->cert_pem);
+	if (rc == GS_OK && bundle != NULL)
+		rc = gs__meta_set(dev, "tls_key", bundle->key_pem);
 	if (rc == GS_OK)
 		rc = gs__db_exec(ctx, dev->db, "COMMIT");
 	if (rc == GS_OK)
@@ -756,4 +811,23 @@ int gs__device_set_normal(struct gs_device *dev, int normal)
 	return gs__db_exec(dev->ctx, dev->db,
 			   normal ? "PRAGMA synchronous=NORMAL"
 				  : "PRAGMA synchronous=FULL");
+}
+
+int gs__device_reload(struct gs_device *dev)
+{
+	char *role = NULL;
+	int rc;
+
+	gs__scope_fini(&dev->scope);
+	rc = gs__scope_load(&dev->scope, dev->ctx, dev->db, dev->scope_codes);
+	if (rc == GS_OK)
+		rc = gs__meta_get(dev, "role", &role);
+	if (rc == GS_OK && role == NULL) {
+		unsigned r = worker_role(dev, dev->worker_id);
+
+		if (r != 0)
+			dev->role = r;
+	}
+	gs__free(dev->ctx, role);
+	return rc;
 }

@@ -56,6 +56,9 @@ int gs__rows_query(struct gs_device *dev,
 int gs__meta_get(struct gs_device *dev, const char *key, char **out);
 int gs__meta_set(struct gs_device *dev, const char *key, const char *value);
 
+/* Re-read scope and role after reference data arrived (a sync). */
+int gs__device_reload(struct gs_device *dev);
+
 /* GS_EDENIED with a message unless grid_id is in the device's scope (an
  * unknown scope allows every grid: the server decides). */
 int gs__check_scope(struct gs_device *dev, const char *grid_id);

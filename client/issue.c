@@ -422,7 +422,8 @@ int gs_issue_show(struct gs_device *dev,
 			"SELECT id, kind, from_state, to_state, base_rev,"
 			" actor_worker_id, actor_role, note, device_time,"
 			" apply_status, reject_reason FROM issue_event"
-			" WHERE issue_id = ? ORDER BY hlc, base_rev, id",
+			" WHERE issue_id = ? ORDER BY hlc, base_rev,"
+			" from_state <> '', id",
 			params);
 	return rc;
 }

@@ -326,6 +326,40 @@ int gs_resident_edit(struct gs_device *dev,
 	return write_fields(dev, "resident", id, false, fields, n_fields);
 }
 
+int gs_household_delete(struct gs_device *dev, const char *id)
+{
+	struct gs_txn txn;
+	sqlite3_stmt *st = NULL;
+	char *grid = NULL;
+	int rc;
+
+	GS_CHECK_ARG(dev != NULL && id != NULL);
+	rc = gs__txn_begin(dev, &txn);
+	if (rc != GS_OK)
+		return rc;
+	rc = row_grid(dev, "household", id, &grid);
+	if (rc == GS_OK)
+		rc = gs__check_scope(dev, grid);
+	if (rc == GS_OK)
+		rc = gs__db_prepare(dev->ctx, dev->db, &st,
+				    "UPDATE household SET deleted = 1, hlc = ?,"
+				    " updated_at = ?, updated_by = ? WHERE id ="
+				    " ?");
+	if (rc == GS_OK) {
+		sqlite3_bind_text(st, 1, txn.hlc_text, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, txn.now, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, dev->worker_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+		rc = gs__db_step_done(dev->ctx, dev->db, st);
+	}
+	sqlite3_finalize(st);
+	gs__free(dev->ctx, grid);
+	if (rc == GS_OK)
+		return gs__txn_commit(dev);
+	gs__txn_rollback(dev);
+	return rc;
+}
+
 int gs_household_list(struct gs_device *dev, gs_row_cb cb, void *payload)
 {
 	GS_CHECK_ARG(dev != NULL && cb != NULL);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -35,7 +36,7 @@ static const char usage_text[] =
 	"       [--worker ID] [--role GW|CS|SC|DC|DH] [--scope CODES] [--demo"
 	" [--seed N]]\n"
 	"  household list | show ID | add --grid_id ID [--FIELD VALUE ...] |"
-	" edit ID --FIELD VALUE ...\n"
+	" edit ID --FIELD VALUE ... | delete ID\n"
 	"  resident add --household_id ID --name NAME [--FIELD VALUE ...] |"
 	" edit ID --FIELD VALUE ...\n"
 	"  visit add --household ID --kind KIND --outcome OUTCOME [--summary"
@@ -48,6 +49,8 @@ static const char usage_text[] =
 	" [--due TIME]\n"
 	"  issue list [--state STATE] | show ID\n"
 	"  category list\n"
+	"  sync [--once] [--verbose] [--server HOST:PORT]\n"
+	"  conflicts\n"
 	"  status | outbox\n"
 	"  inspect FILE|- [--upload]   (decodes a changeset or frames; no"
 	" database)\n"
@@ -88,7 +91,8 @@ struct opts {
 };
 
 static const char *const flags[] = { "--insecure", "--demo", "--draft",
-				     "--json", NULL };
+				     "--json",     "--once", "--verbose",
+				     NULL };
 
 static bool is_flag(const char *a)
 {
@@ -182,12 +186,12 @@ static int cmd_init(struct cli *c, struct opts *o)
 
 	if (rc != 0)
 		return rc;
-	if (c->db_path == NULL || opt(o, "device") == NULL)
-		return usage("init needs --db FILE and --device ID");
-	if (opt(o, "bundle") != NULL)
-		return usage("--bundle comes with enrolment on the district "
-			     "server; until then use --insecure");
-	if (opt(o, "insecure") == NULL && opt(o, "demo") == NULL)
+	if (c->db_path == NULL ||
+	    (opt(o, "device") == NULL && opt(o, "bundle") == NULL))
+		return usage("init needs --db FILE and --device ID (or "
+			     "--bundle FILE)");
+	if (opt(o, "insecure") == NULL && opt(o, "demo") == NULL &&
+	    opt(o, "bundle") == NULL)
 		return usage("init needs --bundle FILE or --insecure");
 	io.device_id = opt(o, "device");
 	io.worker_id = opt(o, "worker");
@@ -196,6 +200,7 @@ static int cmd_init(struct cli *c, struct opts *o)
 	io.scope = opt(o, "scope");
 	io.insecure = opt(o, "insecure") != NULL;
 	io.demo = opt(o, "demo") != NULL;
+	io.bundle = opt(o, "bundle");
 	if (opt(o, "seed") != NULL) {
 		char *end = NULL;
 
@@ -315,6 +320,13 @@ static int cmd_record(struct cli *c,
 	if (household && strcmp(sub, "show") == 0 && o->n_pos == 2 && o->n == 0)
 		return list_with(c, dev, "household", false, gs_household_show,
 				 o->pos[1], "household show");
+	if (household && strcmp(sub, "delete") == 0 && o->n_pos == 2 &&
+	    o->n == 0) {
+		rc = gs_household_delete(dev, o->pos[1]);
+		if (rc != GS_OK)
+			return fail(c, rc, "household delete");
+		return print_id(c, "id", o->pos[1]);
+	}
 	n = to_fields(o, f, names);
 	if (strcmp(sub, "add") == 0 && o->n_pos == 1) {
 		rc = household ? gs_household_add(dev, id, f, (size_t)n)
@@ -431,6 +443,81 @@ static int cmd_issue(struct cli *c, struct gs_device *dev, struct opts *o)
 	return usage("issue report | move ID | list | show ID");
 }
 
+static void
+sync_progress(const char *phase, const struct gs_sync_summary *s, void *payload)
+{
+	bool *tty = payload;
+
+	if (!*tty)
+		return;
+	fprintf(stderr,
+		"\r%-7s pushed %llu (acked %llu, rejected %llu)  pulled %llu "
+		"rows  %llu KiB up, %llu KiB down   %s",
+		phase, (unsigned long long)s->pushed,
+		(unsigned long long)s->acknowledged,
+		(unsigned long long)s->rejected,
+		(unsigned long long)s->pulled_rows,
+		(unsigned long long)(s->bytes_up / 1024),
+		(unsigned long long)(s->bytes_down / 1024),
+		strcmp(phase, "done") == 0 ? "\n" : "");
+	fflush(stderr);
+}
+
+static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
+{
+	static const char *const known[] = { "once", "verbose", "server",
+					     NULL };
+	struct gs_sync_opts so = GS_SYNC_OPTS_INIT;
+	struct gs_sync_summary sum;
+	struct printer *p;
+	bool tty = isatty(2) && !c->json;
+	char num[32];
+	int rc = only(o, known);
+
+	if (rc != 0)
+		return rc;
+	if (o->n_pos != 0)
+		return usage("sync takes no arguments");
+	so.server = opt(o, "server");
+	so.once = opt(o, "once") != NULL;
+	so.progress = sync_progress;
+	so.payload = &tty;
+	if (opt(o, "verbose") != NULL)
+		gs_ctx_set_log(c->ctx, gs_log_stderr, GS_LOG_INFO, NULL);
+	rc = gs_device_sync(dev, &so, &sum);
+	p = printer_new(c->json, false);
+	printer_field(p, "ok", rc == GS_OK ? "true" : "false", false);
+#define NUM(name, v)                                                 \
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)(v)); \
+	printer_field(p, name, num, false)
+	NUM("pushed", sum.pushed);
+	NUM("acknowledged", sum.acknowledged);
+	NUM("rejected", sum.rejected);
+	NUM("conflicts", sum.conflicts);
+	NUM("pulled", sum.pulled_rows);
+	NUM("bytes_up", sum.bytes_up);
+	NUM("bytes_down", sum.bytes_down);
+	NUM("cursor", sum.cursor);
+	NUM("attempts", sum.attempts);
+#undef NUM
+	snprintf(num, sizeof(num), "%.3f", sum.seconds);
+	printer_field(p, "seconds", num, false);
+	if (rc != GS_OK)
+		printer_field(p, "error", gs_ctx_errmsg(c->ctx), true);
+	printer_flush(p, stdout);
+	printer_free(p);
+	return rc == GS_OK ? 0 : fail(c, rc, "sync");
+}
+
+static int conflict_list(struct gs_device *dev,
+			 const char *unused,
+			 gs_row_cb cb,
+			 void *payload)
+{
+	(void)unused;
+	return gs_conflict_list(dev, cb, payload);
+}
+
 static int cmd_status(struct cli *c, struct gs_device *dev)
 {
 	struct gs_status st;
@@ -511,7 +598,8 @@ static int run(struct cli *c, struct args *a)
 	if (strcmp(cmd, "household") != 0 && strcmp(cmd, "resident") != 0 &&
 	    strcmp(cmd, "visit") != 0 && strcmp(cmd, "issue") != 0 &&
 	    strcmp(cmd, "status") != 0 && strcmp(cmd, "outbox") != 0 &&
-	    strcmp(cmd, "category") != 0) {
+	    strcmp(cmd, "category") != 0 && strcmp(cmd, "sync") != 0 &&
+	    strcmp(cmd, "conflicts") != 0) {
 		fprintf(stderr, "gridsync: unknown command %s\n", cmd);
 		return usage(NULL);
 	}
@@ -524,6 +612,13 @@ static int run(struct cli *c, struct args *a)
 		rc = cmd_visit(c, dev, &o);
 	else if (strcmp(cmd, "issue") == 0)
 		rc = cmd_issue(c, dev, &o);
+	else if (strcmp(cmd, "sync") == 0)
+		rc = cmd_sync(c, dev, &o);
+	else if (strcmp(cmd, "conflicts") == 0)
+		rc = o.n == 0 && o.n_pos == 0
+			     ? list_with(c, dev, "conflict", true,
+					 conflict_list, NULL, "conflicts")
+			     : usage("conflicts takes no arguments");
 	else if (strcmp(cmd, "category") == 0)
 		rc = o.n == 0 && o.n_pos == 1 && strcmp(o.pos[0], "list") == 0
 			     ? list_with(c, dev, "category", true,

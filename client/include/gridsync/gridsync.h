@@ -43,13 +43,16 @@ struct gs_device_init_opts {
 	int demo;              /* load the demo profile's reference data and
 				* the worker's households locally */
 	uint64_t demo_seed;    /* 0: the default seed (42) */
+	const char *bundle;    /* enrolment bundle from gridsyncd enroll:
+				* device id, worker, scope, server and the
+				* TLS identity; fields given above win */
 };
 
 #define GS_DEVICE_INIT_OPTS_VERSION 1
 #define GS_DEVICE_INIT_OPTS_INIT                                              \
 	{                                                                     \
 		GS_DEVICE_INIT_OPTS_VERSION, NULL, NULL, NULL, NULL, NULL, 0, \
-			0, 0                                                  \
+			0, 0, NULL                                            \
 	}
 
 /*
@@ -123,6 +126,10 @@ GS_API int gs_household_edit(struct gs_device *dev,
 			     const char *id,
 			     const struct gs_field *fields,
 			     size_t n_fields);
+
+/* Delete a household: a tombstone (deleted = 1), merged on the server
+ * like any other field. GS_ENOTFOUND if unknown or already deleted. */
+GS_API int gs_household_delete(struct gs_device *dev, const char *id);
 
 /* List live households (kind "household"), ordered by id. */
 GS_API int
@@ -286,6 +293,60 @@ struct gs_status {
 
 /* Fill *out. */
 GS_API int gs_device_status(struct gs_device *dev, struct gs_status *out);
+
+/* ---- sync ------------------------------------------------------------- */
+
+struct gs_sync_summary {
+	uint64_t pushed;         /* outbox entries sent */
+	uint64_t acknowledged;   /* applied or already applied (duplicates) */
+	uint64_t rejected;       /* refused by the server (see conflicts) */
+	uint64_t conflicts;      /* column conflicts this device took part in */
+	uint64_t pulled_rows;    /* rows received */
+	uint64_t pulled_changes; /* Changes entries received */
+	uint64_t bytes_up;       /* frame bytes sent */
+	uint64_t bytes_down;     /* frame bytes received */
+	uint64_t cursor;         /* server_seq held after the sync */
+	unsigned attempts;       /* connections tried */
+	double seconds;
+};
+
+/* Progress: phase is "connect", "push", "pull" or "done". */
+typedef void (*gs_sync_progress_cb)(const char *phase,
+				    const struct gs_sync_summary *sum,
+				    void *payload);
+
+struct gs_sync_opts {
+	unsigned version;      /* GS_SYNC_OPTS_VERSION */
+	const char *server;    /* host:port; NULL: the one stored at init */
+	int once;              /* one attempt: no retry on network errors */
+	unsigned max_attempts; /* 0: 6 */
+	uint64_t timeout_ms;   /* per attempt, 0: 120 s */
+	gs_sync_progress_cb progress;
+	void *payload;
+};
+
+#define GS_SYNC_OPTS_VERSION 1
+#define GS_SYNC_OPTS_INIT                                       \
+	{                                                       \
+		GS_SYNC_OPTS_VERSION, NULL, 0, 0, 0, NULL, NULL \
+	}
+
+/*
+ * Sync with the district server: handshake, push the whole outbox, pull
+ * until caught up, applying each download under the pending outbox (local
+ * edits are never lost or reverted). Network failures are retried with
+ * exponential backoff and jitter unless opts->once. *out (may be NULL) is
+ * filled also on failure. Errors: GS_EIO, GS_ETIMEDOUT (the server could
+ * not be reached), GS_EDENIED (not enrolled, or the certificate was
+ * refused), GS_ESCHEMA (the server requires a newer gridsync), GS_EPROTO.
+ */
+GS_API int gs_device_sync(struct gs_device *dev,
+			  const struct gs_sync_opts *opts,
+			  struct gs_sync_summary *out);
+
+/* What this device lost or had refused, newest first (kind "conflict":
+ * at, device_seq, table, pk, column, reason, winner, winner_hlc). */
+GS_API int gs_conflict_list(struct gs_device *dev, gs_row_cb cb, void *payload);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,607 @@
+/*
+ * `gridsync sync` on the handheld: one libuv loop per call.
+ *
+ * Happy path: connect (TLS with the device certificate from enrolment, or
+ * plain TCP with --insecure) -> Hello (device id, schema version, cursor)
+ * -> Welcome (server time moves our clock, limits) -> Push the outbox in
+ * batches, each PushAck recorded in one transaction (acknowledged entries
+ * leave the outbox; rejected ones are kept for undo and explained in
+ * gs_conflict) -> Pull until caught up, each Changes entry applied under
+ * the pending outbox (sync/apply.c) -> orderly close.
+ *
+ * Failure modes: a network error or a deadline ends the attempt; entries
+ * not acknowledged stay in the outbox and are pushed again next time (the
+ * server deduplicates by device and sequence number), and the cursor only
+ * moves with the rows it covers, so a sync can stop at any byte and
+ * resume. Retries back off exponentially with jitter. A protocol error, a
+ * refused certificate or a schema the server does not accept is not
+ * retried.
+ */
+#define GS_MODULE "client.sync"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gridsync/apply.h>
+#include <gridsync/engine.h>
+#include <gridsync/hlc.h>
+#include <gridsync/schema.h>
+#include <gridsync/transport.h>
+#include <gridsync/wire.h>
+
+#include "device_impl.h"
+
+#define APP_VERSION "gridsync/0.1"
+#define PULL_BUDGET (1u << 20)
+
+struct run {
+	struct gs_device *dev;
+	struct gs_ctx *ctx;
+	uv_loop_t loop;
+	uv_timer_t deadline;
+	struct gs_conn *conn;
+	struct gs_sess sess;
+	struct gs_buf out;
+	struct gs_zstd z;
+	const struct gs_sync_opts *opts;
+	struct gs_sync_summary *sum;
+	uint64_t pushed_upto; /* highest seq sent this attempt */
+	uint64_t cursor;
+	int status; /* result of the attempt */
+	bool retryable;
+	bool finished;
+};
+
+static void progress(struct run *r, const char *phase)
+{
+	if (r->opts->progress != NULL)
+		r->opts->progress(phase, r->sum, r->opts->payload);
+}
+
+/* End the attempt with status (GS_OK when caught up). */
+static void finish(struct run *r, int status, bool retryable)
+{
+	if (r->finished)
+		return;
+	r->finished = true;
+	r->status = status;
+	r->retryable = retryable;
+	uv_timer_stop(&r->deadline);
+	if (r->conn != NULL)
+		gs__conn_close(r->conn, status == GS_OK ? GS_OK : status);
+}
+
+static int send_msg(struct run *r, const struct gs_msg *msg)
+{
+	int rc;
+
+	r->out.len = 0;
+	rc = gs__sess_send(&r->sess, &r->out, msg);
+	if (rc == GS_OK)
+		rc = gs__conn_send(r->conn, r->out.data + GS_FRAME_HDR_LEN,
+				   r->out.len - GS_FRAME_HDR_LEN);
+	if (rc == GS_OK)
+		r->sum->bytes_up += r->out.len;
+	return rc;
+}
+
+static int send_hello(struct run *r)
+{
+	struct gs_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_HELLO;
+	m.u.hello.proto_min = GS_PROTO_VERSION_MIN;
+	m.u.hello.proto_max = GS_PROTO_VERSION_MAX;
+	m.u.hello.device_id = r->dev->device_id;
+	m.u.hello.schema_version = GS_SCHEMA_VERSION;
+	m.u.hello.app_version = APP_VERSION;
+	m.u.hello.cursor = r->cursor;
+	m.u.hello.suite = GS_SUITE_V1;
+	return send_msg(r, &m);
+}
+
+static int send_pull(struct run *r)
+{
+	struct gs_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_PULL;
+	m.u.pull.after_seq = r->cursor;
+	m.u.pull.byte_budget = PULL_BUDGET;
+	progress(r, "pull");
+	return send_msg(r, &m);
+}
+
+/* The next batch of pending entries after pushed_upto: as many as the
+ * negotiated limits allow. Sends a Pull instead when none is left. */
+static int send_push(struct run *r)
+{
+	struct gs_push_entry *e = NULL;
+	struct gs_buf packed;
+	sqlite3_stmt *st = NULL;
+	size_t max = r->sess.lim.max_push_entries;
+	size_t budget = r->sess.lim.max_frame / 2;
+	size_t n = 0;
+	size_t bytes = 0;
+	size_t *offs = NULL;
+	struct gs_msg m;
+	int rc;
+
+	e = gs__calloc(r->ctx, max, sizeof(*e));
+	offs = gs__calloc(r->ctx, max, sizeof(*offs));
+	gs__buf_init(&packed, r->ctx, r->sess.lim.max_frame);
+	if (e == NULL || offs == NULL) {
+		rc = GS_ENOMEM;
+		goto out;
+	}
+	rc = gs__db_prepare(r->ctx, r->dev->db, &st,
+			    "SELECT seq, hlc, sha256, changeset FROM gs_outbox"
+			    " WHERE status = 0 AND seq > ? ORDER BY seq");
+	if (rc != GS_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->pushed_upto);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		const uint8_t *cs = sqlite3_column_blob(st, 3);
+		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		size_t before = packed.len;
+		enum gs_compression comp = GS_COMP_NONE;
+
+		if (n > 0 && bytes + len > budget)
+			break;
+		rc = gs__changeset_pack(&packed, &comp, &r->z, cs, len);
+		if (rc == GS_OK && comp == GS_COMP_NONE)
+			rc = gs__buf_append(&packed, cs, len);
+		if (rc != GS_OK)
+			goto out;
+		e[n].device_seq = (uint64_t)sqlite3_column_int64(st, 0);
+		e[n].hlc = (uint64_t)sqlite3_column_int64(st, 1);
+		memcpy(e[n].sha256, sqlite3_column_blob(st, 2), GS_SHA256_LEN);
+		e[n].compression = comp;
+		e[n].uncompressed_len = (uint32_t)len;
+		e[n].changeset_len = packed.len - before;
+		offs[n] = before;
+		bytes += e[n].changeset_len;
+		n++;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (n == 0) {
+		rc = send_pull(r);
+		goto out;
+	}
+	/* packed.data may have moved while growing: point at it now. */
+	for (size_t i = 0; i < n; i++)
+		e[i].changeset = packed.data + offs[i];
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_PUSH;
+	m.u.push.schema_version = GS_SCHEMA_VERSION;
+	m.u.push.entries = e;
+	m.u.push.n_entries = n;
+	rc = send_msg(r, &m);
+	if (rc == GS_OK) {
+		r->pushed_upto = e[n - 1].device_seq;
+		r->sum->pushed += n;
+		progress(r, "push");
+	}
+out:
+	sqlite3_finalize(st);
+	gs__buf_fini(&packed);
+	gs__free(r->ctx, offs);
+	gs__free(r->ctx, e);
+	return rc;
+}
+
+static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t remote = gs__hlc_make((int64_t)w->server_time_ms, 0);
+	int rc;
+
+	if (w->schema_version != GS_SCHEMA_VERSION)
+		return gs__err(r->ctx, GS_ESCHEMA,
+			       "the server speaks schema version %u, this "
+			       "device %u: upgrade gridsync",
+			       (unsigned)w->schema_version, GS_SCHEMA_VERSION);
+	/* The server's time moves our clock forward (never back), so a
+	 * device whose wall clock is behind still orders its next edits
+	 * after what the server has seen. */
+	rc = gs__db_prepare(r->ctx, r->dev->db, &st,
+			    "UPDATE gs_state SET hlc_floor = max(hlc_floor, ?)"
+			    " WHERE id = 1");
+	if (rc == GS_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)remote);
+		rc = gs__db_step_done(r->ctx, r->dev->db, st);
+	}
+	sqlite3_finalize(st);
+	return rc == GS_OK ? send_push(r) : rc;
+}
+
+/* Conflicts this device took part in, for `gridsync conflicts`. */
+static int record_conflicts(struct run *r, const struct gs_msg_push_ack *a)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = GS_OK;
+
+	if (a->n_conflicts == 0)
+		return GS_OK;
+	rc = gs__db_prepare(r->ctx, r->dev->db, &st,
+			    "INSERT INTO gs_conflict (device_seq, tbl, pk, col,"
+			    " reason, winner, winner_hlc, loser_hlc, at)"
+			    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	for (size_t i = 0; rc == GS_OK && i < a->n_conflicts; i++) {
+		const struct gs_conflict *c = &a->conflicts[i];
+		bool lost = strcmp(c->loser.device_id, r->dev->device_id) == 0;
+
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->device_seq);
+		sqlite3_bind_text(st, 2, c->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, c->pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, c->column, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5,
+				  lost ? "lost: a later write won"
+				       : "won over a concurrent write",
+				  -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, c->winner.device_id, -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)c->winner.hlc);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)c->loser.hlc);
+		sqlite3_bind_int64(st, 9, gs__clock_wall_ms(r->ctx));
+		rc = gs__db_step_done(r->ctx, r->dev->db, st);
+	}
+	sqlite3_finalize(st);
+	r->sum->conflicts += a->n_conflicts;
+	return rc;
+}
+
+static int on_push_ack(struct run *r, const struct gs_msg_push_ack *a)
+{
+	struct gs_ack_item *items = NULL;
+	int rc;
+
+	items = gs__calloc(r->ctx, a->n_results + 1, sizeof(*items));
+	if (items == NULL)
+		return GS_ENOMEM;
+	for (size_t i = 0; i < a->n_results; i++) {
+		const struct gs_push_result *res = &a->results[i];
+
+		items[i].seq = res->device_seq;
+		items[i].result = (int)res->result;
+		items[i].reject_code = (int)res->reject_code;
+		items[i].reason = res->reason;
+		if (res->result == GS_RESULT_REJECTED)
+			r->sum->rejected++;
+		else
+			r->sum->acknowledged++;
+	}
+	rc = gs__apply_acks(r->ctx, r->dev->db, items, a->n_results);
+	gs__free(r->ctx, items);
+	if (rc == GS_OK)
+		rc = record_conflicts(r, a);
+	return rc == GS_OK ? send_push(r) : rc;
+}
+
+static int on_changes(struct run *r, const struct gs_msg_changes *c)
+{
+	struct gs_buf cs;
+	int rc = GS_OK;
+
+	gs__buf_init(&cs, r->ctx, GS_FRAME_MAX_CEILING);
+	for (size_t i = 0; rc == GS_OK && i < c->n_entries; i++) {
+		const struct gs_change *ch = &c->entries[i];
+		struct gs_apply_stats st;
+
+		cs.len = 0;
+		rc = gs__changeset_unpack(&cs, &r->z, ch->compression,
+					  ch->changeset, ch->changeset_len,
+					  ch->uncompressed_len, NULL);
+		if (rc == GS_OK)
+			rc = gs__apply_download(r->ctx, r->dev->db, cs.data,
+						cs.len, ch->server_seq, ch->hlc,
+						&st);
+		if (rc == GS_OK) {
+			r->cursor = ch->server_seq;
+			r->sum->pulled_rows += st.rows;
+			r->sum->pulled_changes++;
+		}
+	}
+	gs__buf_fini(&cs);
+	if (rc != GS_OK)
+		return rc;
+	/* Rejected entries are undone even when nothing new came down. */
+	if (c->n_entries == 0) {
+		rc = gs__apply_download(r->ctx, r->dev->db, NULL, 0, r->cursor,
+					0, NULL);
+		if (rc != GS_OK)
+			return rc;
+	}
+	if (c->next_cursor > r->cursor)
+		r->cursor = c->next_cursor;
+	r->sum->cursor = r->cursor;
+	if (c->more)
+		return send_pull(r);
+	finish(r, GS_OK, false);
+	return GS_OK;
+}
+
+static int error_status(const struct gs_msg_error *e, bool *retryable)
+{
+	*retryable = false;
+	switch (e->code) {
+	case GS_WIRE_ERR_SCHEMA_UPGRADE:
+	case GS_WIRE_ERR_VERSION:
+		return GS_ESCHEMA;
+	case GS_WIRE_ERR_UNAUTHORIZED:
+		return GS_EDENIED;
+	case GS_WIRE_ERR_BUSY:
+		*retryable = true;
+		return GS_EBUSY;
+	case GS_WIRE_ERR_INTERNAL:
+		*retryable = true;
+		return GS_EIO;
+	default:
+		return GS_EPROTO;
+	}
+}
+
+static void
+on_frame(struct gs_conn *c, const uint8_t *data, size_t len, void *payload)
+{
+	struct run *r = payload;
+	struct gs_msg *msg = NULL;
+	bool retry = false;
+	int rc;
+
+	(void)c;
+	if (r->finished)
+		return;
+	r->sum->bytes_down += len + GS_FRAME_HDR_LEN;
+	rc = gs__sess_recv(&r->sess, data, len, &msg);
+	if (rc != GS_OK) {
+		finish(r, rc, false);
+		return;
+	}
+	switch (msg->type) {
+	case GS_MSG_WELCOME:
+		rc = on_welcome(r, &msg->u.welcome);
+		break;
+	case GS_MSG_PUSH_ACK:
+		rc = on_push_ack(r, &msg->u.push_ack);
+		break;
+	case GS_MSG_CHANGES:
+		rc = on_changes(r, &msg->u.changes);
+		break;
+	case GS_MSG_ERROR:
+		rc = error_status(&msg->u.error, &retry);
+		gs__err(r->ctx, rc, "server: %s",
+			msg->u.error.message != NULL ? msg->u.error.message
+						     : "error");
+		break;
+	default: /* Ping and Pong: nothing to do. */
+		break;
+	}
+	gs__msg_free(msg);
+	if (rc != GS_OK)
+		finish(r, rc, retry || rc == GS_EBUSY);
+}
+
+static void on_connect(struct gs_conn *c, int status, void *payload)
+{
+	struct run *r = payload;
+	int rc = status;
+
+	(void)c;
+	if (rc == GS_OK) {
+		progress(r, "connect");
+		rc = send_hello(r);
+	}
+	if (rc != GS_OK)
+		finish(r, rc, rc != GS_EDENIED);
+}
+
+static void on_close(struct gs_conn *c, int status, void *payload)
+{
+	struct run *r = payload;
+
+	(void)c;
+	r->conn = NULL;
+	if (!r->finished) {
+		/* The server or the network ended it before we were done. */
+		r->finished = true;
+		r->status = status != GS_OK ? status : GS_EIO;
+		r->retryable = status != GS_EDENIED && status != GS_EPROTO;
+		if (gs_ctx_errmsg(r->ctx)[0] == '\0')
+			gs__err(r->ctx, r->status,
+				"the connection to the server was lost");
+		uv_timer_stop(&r->deadline);
+	}
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct run *r = t->data;
+
+	gs__err(r->ctx, GS_ETIMEDOUT, "the sync took longer than its deadline");
+	finish(r, GS_ETIMEDOUT, true);
+}
+
+/* TLS identity stored at enrolment (gs_meta tls_*), or NULL when the
+ * device was initialised with --insecure. */
+static int load_tls(struct gs_device *dev, struct gs_tls **out)
+{
+	char *ca = NULL;
+	char *cert = NULL;
+	char *key = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = gs__meta_get(dev, "tls_ca", &ca);
+	if (rc == GS_OK)
+		rc = gs__meta_get(dev, "tls_cert", &cert);
+	if (rc == GS_OK)
+		rc = gs__meta_get(dev, "tls_key", &key);
+	if (rc == GS_OK && ca != NULL && cert != NULL && key != NULL)
+		rc = gs__tls_client_new(out, dev->ctx, ca, cert, key);
+	gs__free(dev->ctx, ca);
+	gs__free(dev->ctx, cert);
+	if (key != NULL)
+		memset(key, 0, strlen(key));
+	gs__free(dev->ctx, key);
+	return rc;
+}
+
+static int attempt(struct gs_device *dev,
+		   const char *server,
+		   struct gs_tls *tls,
+		   const struct gs_sync_opts *opts,
+		   struct gs_sync_summary *sum,
+		   bool *retryable)
+{
+	struct gs_conn_opts copts = { 0 };
+	struct gs_conn_cbs cbs = { on_connect, on_frame, NULL, on_close, NULL };
+	struct run r;
+	char *cursor = NULL;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.dev = dev;
+	r.ctx = dev->ctx;
+	r.opts = opts;
+	r.sum = sum;
+	r.status = GS_EIO;
+	gs__sess_init(&r.sess, dev->ctx, false);
+	gs__buf_init(&r.out, dev->ctx, GS_FRAME_MAX_CEILING);
+	gs__zstd_init(&r.z, dev->ctx);
+	rc = gs__meta_get(dev, "cursor", &cursor);
+	if (rc != GS_OK)
+		goto out_nolop;
+	r.cursor = cursor != NULL ? strtoull(cursor, NULL, 10) : 0;
+	gs__free(dev->ctx, cursor);
+	if (uv_loop_init(&r.loop) != 0) {
+		rc = gs__err(dev->ctx, GS_ENOMEM, "uv_loop_init failed");
+		goto out_nolop;
+	}
+	uv_timer_init(&r.loop, &r.deadline);
+	r.deadline.data = &r;
+	uv_timer_start(&r.deadline, on_deadline,
+		       opts->timeout_ms ? opts->timeout_ms : 120000, 0);
+	copts.tls = tls;
+	copts.idle_ms = 30000;
+	cbs.payload = &r;
+	sum->attempts++;
+	rc = gs__conn_connect(&r.conn, dev->ctx, &r.loop, server, &copts, &cbs);
+	if (rc != GS_OK) {
+		r.finished = true;
+		r.retryable = true;
+		uv_timer_stop(&r.deadline);
+	} else {
+		uv_run(&r.loop, UV_RUN_DEFAULT);
+		rc = r.status;
+	}
+	uv_close((uv_handle_t *)&r.deadline, NULL);
+	uv_run(&r.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&r.loop);
+	*retryable = r.retryable;
+	if (rc == GS_OK) {
+		char now[GS_TIME_LEN];
+
+		gs__time_format(now, gs__clock_wall_ms(dev->ctx));
+		rc = gs__meta_set(dev, "last_sync", now);
+	}
+out_nolop:
+	gs__zstd_fini(&r.z);
+	gs__buf_fini(&r.out);
+	return rc;
+}
+
+int gs_device_sync(struct gs_device *dev,
+		   const struct gs_sync_opts *opts,
+		   struct gs_sync_summary *out)
+{
+	struct gs_sync_summary sum;
+	struct gs_tls *tls = NULL;
+	char *server = NULL;
+	char *insecure = NULL;
+	uint64_t t0 = gs__clock_mono_ns();
+	unsigned max;
+	int rc;
+
+	GS_CHECK_ARG(dev != NULL && opts != NULL);
+	if (opts->version != GS_SYNC_OPTS_VERSION)
+		return gs__err(dev->ctx, GS_EINVAL, "unknown options version");
+	memset(&sum, 0, sizeof(sum));
+	max = opts->once ? 1 : (opts->max_attempts ? opts->max_attempts : 6);
+	rc = gs__meta_get(dev, "server", &server);
+	if (rc == GS_OK && opts->server != NULL) {
+		gs__free(dev->ctx, server);
+		server = gs__strdup(dev->ctx, opts->server);
+		rc = server != NULL ? GS_OK : GS_ENOMEM;
+	}
+	if (rc == GS_OK && server == NULL)
+		rc = gs__err(dev->ctx, GS_EINVAL,
+			     "no server: give --server HOST:PORT");
+	if (rc == GS_OK)
+		rc = load_tls(dev, &tls);
+	if (rc == GS_OK && tls == NULL) {
+		rc = gs__meta_get(dev, "insecure", &insecure);
+		if (rc == GS_OK && (insecure == NULL || strcmp(insecure, "1")))
+			rc = gs__err(dev->ctx, GS_EDENIED,
+				     "this device has no certificate: "
+				     "initialise it with --bundle (or "
+				     "--insecure for loopback tests)");
+	}
+	for (unsigned i = 0; rc == GS_OK && i < max; i++) {
+		bool retryable = false;
+
+		gs__err_clear(dev->ctx);
+		rc = attempt(dev, server, tls, opts, &sum, &retryable);
+		if (rc == GS_OK || !retryable || i + 1 == max)
+			break;
+		/* Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ...
+		 * up to 30 s, each scaled by a random factor in [0.5, 1). */
+		{
+			uint64_t base = 500ull << (i < 6 ? i : 6);
+			uint16_t j = 0;
+			struct timespec ts;
+
+			if (base > 30000)
+				base = 30000;
+			gs__random(dev->ctx, &j, sizeof(j));
+			base = base / 2 + (base / 2) * j / 65536;
+			ts.tv_sec = (time_t)(base / 1000);
+			ts.tv_nsec = (long)(base % 1000) * 1000000L;
+			GS_INFO(dev->ctx,
+				"sync attempt %u failed (%s), retry "
+				"in %llu ms",
+				i + 1, gs_errname(rc),
+				(unsigned long long)base);
+			nanosleep(&ts, NULL);
+			rc = GS_OK;
+		}
+	}
+	if (rc == GS_OK)
+		rc = gs__device_reload(dev);
+	gs__tls_free(tls);
+	gs__free(dev->ctx, server);
+	gs__free(dev->ctx, insecure);
+	sum.seconds = (double)(gs__clock_mono_ns() - t0) / 1e9;
+	if (rc == GS_OK && opts->progress != NULL)
+		opts->progress("done", &sum, opts->payload);
+	if (out != NULL)
+		*out = sum;
+	return rc;
+}
+
+int gs_conflict_list(struct gs_device *dev, gs_row_cb cb, void *payload)
+{
+	GS_CHECK_ARG(dev != NULL && cb != NULL);
+	return gs__rows_query(
+		dev, "conflict", cb, payload,
+		"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', at / 1000.0,"
+		" 'unixepoch') AS at, device_seq, tbl AS \"table\", pk,"
+		" col AS \"column\", reason, winner,"
+		" printf('%016x', winner_hlc) AS winner_hlc"
+		" FROM gs_conflict ORDER BY id DESC",
+		NULL);
+}
