@@ -1,0 +1,505 @@
+/*
+ * gridsyncd serve: one libuv loop, one store connection, one writer.
+ *
+ * Per connection (happy path): Hello -> check the device is enrolled and
+ * not revoked, that the certificate's CN is the device id (TLS), the
+ * protocol versions meet and the schema is ours -> Welcome (server time,
+ * scope, limits) -> any number of Push (merged by gs__store_push in one
+ * durable transaction, then PushAck: the ack is sent only after COMMIT)
+ * and Pull (gs__store_pull, Changes) -> the device closes.
+ *
+ * Failure modes: a device on an older schema gets Error SCHEMA_UPGRADE
+ * and nothing it sent is applied or acknowledged; an unknown or revoked
+ * device, or a certificate for another device, gets UNAUTHORIZED; a store
+ * that cannot commit (disk full, I/O error) answers BUSY with a
+ * retry-after and acknowledges nothing; malformed frames close the
+ * connection. The journal is appended on a timer (group commit), from the
+ * journal intents the store wrote with each merge, so a crash between the
+ * store's commit and the git commit loses nothing.
+ */
+#define GS_MODULE "server.serve"
+
+#include "serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gridsync/engine.h>
+#include <gridsync/schema.h>
+#include <gridsync/scope.h>
+
+struct server {
+	struct gs_ctx *ctx;
+	const struct serve_opts *o;
+	uv_loop_t loop;
+	struct gs_store *store;
+	struct gs_journal *journal;
+	struct gs_listener *listener;
+	struct gs_tls *tls;
+	uv_signal_t sigint;
+	uv_signal_t sigterm;
+	uv_timer_t journal_timer;
+	struct sconn *conns; /* open connections, for shutdown */
+	unsigned n_conns;
+	bool stopping;
+	bool journal_dirty;
+	bool crash_after_commit; /* GS_CRASH_AT=push-committed */
+	uint64_t pushes, pulls;
+};
+
+struct sconn {
+	struct sconn *next, *prev;
+	struct server *srv;
+	struct gs_conn *conn;
+	struct gs_sess sess;
+	struct gs_store_device dev;
+	bool hello_ok;
+	struct gs_buf out;
+	struct gs_zstd z;
+};
+
+static int send_msg(struct sconn *sc, const struct gs_msg *msg)
+{
+	int rc;
+
+	sc->out.len = 0;
+	rc = gs__sess_send(&sc->sess, &sc->out, msg);
+	if (rc == GS_OK)
+		rc = gs__conn_send(sc->conn, sc->out.data + GS_FRAME_HDR_LEN,
+				   sc->out.len - GS_FRAME_HDR_LEN);
+	return rc;
+}
+
+/* Send an Error and close once it is written. */
+static void refuse(struct sconn *sc,
+		   enum gs_wire_err code,
+		   uint32_t retry_ms,
+		   const char *message)
+{
+	struct gs_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_ERROR;
+	m.u.error.code = code;
+	m.u.error.message = message;
+	m.u.error.retry_after_ms = retry_ms;
+	GS_INFO(sc->srv->ctx, "refusing %s: %s",
+		sc->dev.id[0] ? sc->dev.id : gs__conn_peer_addr(sc->conn),
+		message);
+	if (send_msg(sc, &m) != GS_OK)
+		gs__conn_close(sc->conn, GS_EPROTO);
+	else
+		gs__conn_close(sc->conn, GS_OK);
+}
+
+static size_t split_scope(const char *scope,
+			  const char **codes,
+			  size_t max,
+			  char *copy,
+			  size_t copy_len)
+{
+	size_t n = 0;
+	char *p;
+
+	snprintf(copy, copy_len, "%s", scope);
+	for (p = copy; n < max && *p != '\0';) {
+		char *end = strchr(p, ',');
+
+		codes[n++] = p;
+		if (end == NULL)
+			break;
+		*end = '\0';
+		p = end + 1;
+	}
+	return n;
+}
+
+static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
+{
+	struct server *srv = sc->srv;
+	const char *peer = gs__conn_peer_id(sc->conn);
+	const char *codes[64];
+	char copy[1024];
+	struct gs_msg m;
+	uint32_t version;
+	int rc;
+
+	if (gs__sess_pick_version(h, &version) != GS_OK) {
+		refuse(sc, GS_WIRE_ERR_VERSION, 0,
+		       "no common protocol version: upgrade gridsync");
+		return;
+	}
+	if (h->schema_version != GS_SCHEMA_VERSION) {
+		refuse(sc, GS_WIRE_ERR_SCHEMA_UPGRADE, 0,
+		       h->schema_version < GS_SCHEMA_VERSION
+			       ? "this device's schema is older than the "
+				 "server's: upgrade gridsync before syncing; "
+				 "nothing was applied"
+			       : "this device's schema is newer than the "
+				 "server's: upgrade gridsyncd");
+		return;
+	}
+	if (!srv->o->insecure &&
+	    (peer == NULL || strcmp(peer, h->device_id) != 0)) {
+		refuse(sc, GS_WIRE_ERR_UNAUTHORIZED, 0,
+		       "the certificate does not belong to this device id");
+		return;
+	}
+	rc = gs__store_device_get(srv->store, h->device_id, &sc->dev);
+	if (rc != GS_OK || sc->dev.revoked) {
+		sc->dev.id[0] = '\0';
+		refuse(sc, GS_WIRE_ERR_UNAUTHORIZED, 0,
+		       rc == GS_OK ? "this device is revoked"
+				   : "this device is not enrolled");
+		return;
+	}
+	gs__store_device_seen(srv->store, sc->dev.id);
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_WELCOME;
+	m.u.welcome.proto_version = version;
+	m.u.welcome.server_id = gs__store_server_id(srv->store);
+	m.u.welcome.server_time_ms = (uint64_t)gs__clock_wall_ms(srv->ctx);
+	m.u.welcome.n_scope =
+		split_scope(sc->dev.scope, codes, 64, copy, sizeof(copy));
+	m.u.welcome.scope = codes;
+	m.u.welcome.limits.max_frame_bytes = GS_FRAME_MAX_DEFAULT;
+	m.u.welcome.limits.max_push_entries = GS_WIRE_PUSH_ENTRIES_DEFAULT;
+	m.u.welcome.limits.pull_byte_budget = 1u << 20;
+	m.u.welcome.schema_version = GS_SCHEMA_VERSION;
+	m.u.welcome.suite = GS_SUITE_V1;
+	sc->hello_ok = true;
+	if (send_msg(sc, &m) != GS_OK)
+		gs__conn_close(sc->conn, GS_EPROTO);
+}
+
+static void on_push(struct sconn *sc, const struct gs_msg_push *p)
+{
+	struct server *srv = sc->srv;
+	struct gs_store_entry *e = NULL;
+	struct gs_store_push_out out;
+	struct gs_buf *bufs = NULL;
+	struct gs_msg m;
+	int rc = GS_OK;
+
+	memset(&out, 0, sizeof(out));
+	if (p->schema_version != GS_SCHEMA_VERSION) {
+		refuse(sc, GS_WIRE_ERR_SCHEMA_UPGRADE, 0,
+		       "push in another schema version: upgrade gridsync; "
+		       "nothing was applied");
+		return;
+	}
+	e = gs__calloc(srv->ctx, p->n_entries + 1, sizeof(*e));
+	bufs = gs__calloc(srv->ctx, p->n_entries + 1, sizeof(*bufs));
+	if (e == NULL || bufs == NULL)
+		rc = GS_ENOMEM;
+	for (size_t i = 0; rc == GS_OK && i < p->n_entries; i++) {
+		const struct gs_push_entry *pe = &p->entries[i];
+
+		gs__buf_init(&bufs[i], srv->ctx, GS_FRAME_MAX_CEILING);
+		rc = gs__changeset_unpack(&bufs[i], &sc->z, pe->compression,
+					  pe->changeset, pe->changeset_len,
+					  pe->uncompressed_len, NULL);
+		e[i].device_seq = pe->device_seq;
+		e[i].hlc = pe->hlc;
+		e[i].changeset = bufs[i].data;
+		e[i].len = bufs[i].len;
+		e[i].sha256 = pe->sha256;
+	}
+	if (rc == GS_OK)
+		rc = gs__store_push(srv->store, &sc->dev, e, p->n_entries,
+				    &out);
+	for (size_t i = 0; bufs != NULL && i < p->n_entries; i++)
+		gs__buf_fini(&bufs[i]);
+	gs__free(srv->ctx, bufs);
+	gs__free(srv->ctx, e);
+	if (rc == GS_EPROTO) {
+		refuse(sc, GS_WIRE_ERR_PROTOCOL, 0, gs_ctx_errmsg(srv->ctx));
+		gs__store_push_out_fini(&out);
+		return;
+	}
+	if (rc != GS_OK) {
+		/* Nothing was made durable: acknowledge nothing, and ask the
+		 * device to come back (disk full, I/O error, busy). */
+		GS_ERRORLOG(srv->ctx, "push from %s not stored: %s", sc->dev.id,
+			    gs_ctx_errmsg(srv->ctx));
+		refuse(sc, GS_WIRE_ERR_BUSY, 5000,
+		       "the server could not store the upload; retry later");
+		gs__store_push_out_fini(&out);
+		return;
+	}
+	/* Crash point for fault tests (SQLite-style CRASH_AT): the push is
+	 * durable, the ack not yet sent. */
+	if (srv->crash_after_commit)
+		_exit(99);
+	srv->pushes++;
+	srv->journal_dirty = true;
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_PUSH_ACK;
+	m.u.push_ack.durable_seq = out.durable_seq;
+	m.u.push_ack.results = out.results;
+	m.u.push_ack.n_results = out.n_results;
+	m.u.push_ack.conflicts = out.conflicts;
+	m.u.push_ack.n_conflicts = out.n_conflicts;
+	if (send_msg(sc, &m) != GS_OK)
+		gs__conn_close(sc->conn, GS_EPROTO);
+	gs__store_push_out_fini(&out);
+}
+
+static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
+{
+	struct server *srv = sc->srv;
+	struct gs_store_pull_out out;
+	struct gs_buf packed;
+	struct gs_change ch;
+	struct gs_msg m;
+	enum gs_compression comp = GS_COMP_NONE;
+	size_t budget = p->byte_budget;
+	int rc;
+
+	if (budget == 0 || budget > (4u << 20))
+		budget = 1u << 20;
+	gs__store_pull_out_init(&out, srv->ctx);
+	gs__buf_init(&packed, srv->ctx, GS_FRAME_MAX_CEILING);
+	rc = gs__store_pull(srv->store, &sc->dev, p->after_seq, budget, &out);
+	if (rc == GS_OK && out.changeset.len > 0)
+		rc = gs__changeset_pack(&packed, &comp, &sc->z,
+					out.changeset.data, out.changeset.len);
+	if (rc != GS_OK) {
+		GS_ERRORLOG(srv->ctx, "pull for %s failed: %s", sc->dev.id,
+			    gs_ctx_errmsg(srv->ctx));
+		refuse(sc, GS_WIRE_ERR_BUSY, 2000, "pull failed; retry later");
+		goto out;
+	}
+	srv->pulls++;
+	memset(&m, 0, sizeof(m));
+	memset(&ch, 0, sizeof(ch));
+	m.type = GS_MSG_CHANGES;
+	m.u.changes.schema_version = GS_SCHEMA_VERSION;
+	m.u.changes.next_cursor =
+		out.next_cursor > p->after_seq ? out.next_cursor : p->after_seq;
+	m.u.changes.more = out.more;
+	if (out.n_rows > 0) {
+		ch.server_seq = out.next_cursor;
+		ch.hlc = out.hlc;
+		ch.origin = gs__store_server_id(srv->store);
+		ch.compression = comp;
+		ch.uncompressed_len = (uint32_t)out.changeset.len;
+		ch.changeset =
+			comp == GS_COMP_ZSTD ? packed.data : out.changeset.data;
+		ch.changeset_len =
+			comp == GS_COMP_ZSTD ? packed.len : out.changeset.len;
+		m.u.changes.entries = &ch;
+		m.u.changes.n_entries = 1;
+	}
+	if (send_msg(sc, &m) != GS_OK)
+		gs__conn_close(sc->conn, GS_EPROTO);
+out:
+	gs__buf_fini(&packed);
+	gs__store_pull_out_fini(&out);
+}
+
+static void
+on_frame(struct gs_conn *c, const uint8_t *data, size_t len, void *payload)
+{
+	struct sconn *sc = payload;
+	struct gs_msg *msg = NULL;
+	struct gs_msg pong;
+
+	(void)c;
+	if (gs__sess_recv(&sc->sess, data, len, &msg) != GS_OK) {
+		GS_INFO(sc->srv->ctx, "closing %s: %s",
+			gs__conn_peer_addr(sc->conn),
+			gs_ctx_errmsg(sc->srv->ctx));
+		refuse(sc, GS_WIRE_ERR_PROTOCOL, 0,
+		       gs_ctx_errmsg(sc->srv->ctx));
+		return;
+	}
+	switch (msg->type) {
+	case GS_MSG_HELLO:
+		on_hello(sc, &msg->u.hello);
+		break;
+	case GS_MSG_PUSH:
+		on_push(sc, &msg->u.push);
+		break;
+	case GS_MSG_PULL:
+		on_pull(sc, &msg->u.pull);
+		break;
+	case GS_MSG_PING:
+		memset(&pong, 0, sizeof(pong));
+		pong.type = GS_MSG_PONG;
+		pong.u.ping = msg->u.ping;
+		pong.u.ping.time_ms = (uint64_t)gs__clock_wall_ms(sc->srv->ctx);
+		send_msg(sc, &pong);
+		break;
+	case GS_MSG_ERROR:
+		gs__conn_close(sc->conn, GS_OK);
+		break;
+	default:
+		break;
+	}
+	gs__msg_free(msg);
+}
+
+static void on_conn_close(struct gs_conn *c, int status, void *payload)
+{
+	struct sconn *sc = payload;
+	struct server *srv = sc->srv;
+
+	(void)c;
+	GS_DEBUG(srv->ctx, "connection closed (%s)", gs_errname(status));
+	if (sc->prev != NULL)
+		sc->prev->next = sc->next;
+	else
+		srv->conns = sc->next;
+	if (sc->next != NULL)
+		sc->next->prev = sc->prev;
+	gs__zstd_fini(&sc->z);
+	gs__buf_fini(&sc->out);
+	gs__free(srv->ctx, sc);
+	srv->n_conns--;
+}
+
+static void on_accept(struct gs_listener *l, struct gs_conn *c, void *payload)
+{
+	struct server *srv = payload;
+	struct gs_conn_cbs cbs = { NULL, on_frame, NULL, on_conn_close, NULL };
+	struct sconn *sc = gs__calloc(srv->ctx, 1, sizeof(*sc));
+
+	(void)l;
+	if (sc == NULL) {
+		gs__conn_close(c, GS_ENOMEM);
+		return;
+	}
+	sc->srv = srv;
+	sc->conn = c;
+	gs__sess_init(&sc->sess, srv->ctx, true);
+	gs__buf_init(&sc->out, srv->ctx, GS_FRAME_MAX_CEILING);
+	gs__zstd_init(&sc->z, srv->ctx);
+	cbs.payload = sc;
+	gs__conn_set_cbs(c, &cbs);
+	sc->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = sc;
+	srv->conns = sc;
+	srv->n_conns++;
+}
+
+static void journal_flush(struct server *srv)
+{
+	size_t n = 0;
+
+	if (srv->journal == NULL || !srv->journal_dirty)
+		return;
+	srv->journal_dirty = false;
+	if (gs__journal_sync(srv->journal, gs__store_db(srv->store), 0, &n) !=
+	    GS_OK) {
+		/* The intents stay in the store; the next tick retries. */
+		srv->journal_dirty = true;
+		GS_ERRORLOG(srv->ctx, "journal: %s", gs_ctx_errmsg(srv->ctx));
+	}
+}
+
+static void on_journal_tick(uv_timer_t *t)
+{
+	journal_flush(t->data);
+}
+
+static void on_listener_closed(void *payload)
+{
+	(void)payload;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+
+	(void)signum;
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	GS_INFO(srv->ctx, "stopping");
+	gs__listener_close(srv->listener, on_listener_closed, NULL);
+	srv->listener = NULL;
+	uv_timer_stop(&srv->journal_timer);
+	uv_close((uv_handle_t *)&srv->journal_timer, NULL);
+	uv_close((uv_handle_t *)&srv->sigint, NULL);
+	uv_close((uv_handle_t *)&srv->sigterm, NULL);
+	/* The loop ends once every connection's close callback has run. */
+	for (struct sconn *sc = srv->conns; sc != NULL; sc = sc->next)
+		gs__conn_close(sc->conn, GS_ECANCELED);
+}
+
+static int write_ready(struct gs_ctx *ctx, const char *path, int port)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", port);
+
+	return gs__fs_write_atomic(ctx, path, buf, (size_t)n);
+}
+
+int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
+{
+	struct server srv;
+	struct gs_conn_opts copts = { 0 };
+	char ca[4096], cert[4096], key[4096];
+	int rc;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ctx = ctx;
+	srv.o = o;
+	srv.crash_after_commit =
+		getenv("GS_CRASH_AT") != NULL &&
+		strcmp(getenv("GS_CRASH_AT"), "push-committed") == 0;
+	if (uv_loop_init(&srv.loop) != 0)
+		return gs__err(ctx, GS_ENOMEM, "uv_loop_init failed");
+	rc = gs__store_open(&srv.store, ctx, o->db_path, 0);
+	if (rc == GS_OK && o->journal_dir != NULL)
+		rc = gs__journal_open(&srv.journal, ctx, o->journal_dir);
+	if (rc == GS_OK && srv.journal != NULL) {
+		/* Intents left by a crash are appended before serving. */
+		srv.journal_dirty = true;
+		journal_flush(&srv);
+	}
+	if (rc == GS_OK && !o->insecure) {
+		snprintf(ca, sizeof(ca), "%s/ca.pem", o->pki_dir);
+		snprintf(cert, sizeof(cert), "%s/server.pem", o->pki_dir);
+		snprintf(key, sizeof(key), "%s/server.key", o->pki_dir);
+		rc = gs__tls_server_new(&srv.tls, ctx, ca, cert, key);
+	}
+	copts.tls = srv.tls;
+	copts.idle_ms = o->idle_ms;
+	if (rc == GS_OK)
+		rc = gs__listen(&srv.listener, ctx, &srv.loop, o->listen,
+				&copts, on_accept, &srv);
+	if (rc == GS_OK && o->ready_file != NULL)
+		rc = write_ready(ctx, o->ready_file,
+				 gs__listener_port(srv.listener));
+	if (rc == GS_OK) {
+		uv_signal_init(&srv.loop, &srv.sigint);
+		uv_signal_init(&srv.loop, &srv.sigterm);
+		srv.sigint.data = srv.sigterm.data = &srv;
+		uv_signal_start(&srv.sigint, on_signal, SIGINT);
+		uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+		uv_timer_init(&srv.loop, &srv.journal_timer);
+		srv.journal_timer.data = &srv;
+		uv_timer_start(&srv.journal_timer, on_journal_tick,
+			       o->journal_every_ms, o->journal_every_ms);
+		fprintf(stderr, "gridsyncd: serving %s on port %d (%s)\n",
+			o->db_path, gs__listener_port(srv.listener),
+			o->insecure ? "plain TCP, --insecure" : "TLS 1.3");
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+		journal_flush(&srv);
+	}
+	if (srv.listener != NULL) {
+		gs__listener_close(srv.listener, on_listener_closed, NULL);
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+	}
+	uv_loop_close(&srv.loop);
+	gs__tls_free(srv.tls);
+	gs__journal_close(srv.journal);
+	gs__store_close(srv.store);
+	return rc;
+}
