@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gridsync/inspect.h>
+
 #include "cli.h"
 
 struct args {
@@ -51,7 +53,7 @@ static const char usage_text[] =
 	"  category list\n"
 	"  sync [--once] [--verbose] [--server HOST:PORT]\n"
 	"  conflicts\n"
-	"  status | outbox\n"
+	"  status | outbox | outbox show SEQ\n"
 	"  inspect FILE|- [--upload]   (decodes a changeset or frames; no"
 	" database)\n"
 	"\n"
@@ -518,6 +520,36 @@ static int conflict_list(struct gs_device *dev,
 	return gs_conflict_list(dev, cb, payload);
 }
 
+static int write_out(const char *text, size_t len, void *payload)
+{
+	(void)payload;
+	return fwrite(text, 1, len, stdout) == len ? 0 : CLI_FAIL;
+}
+
+/* One outbox entry decoded in full, row by row (what `inspect` prints for
+ * a changeset file). */
+static int
+cmd_outbox_show(struct cli *c, struct gs_device *dev, const char *seq_text)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	char *end = NULL;
+	unsigned long long seq;
+	int rc;
+
+	errno = 0;
+	seq = strtoull(seq_text, &end, 10);
+	if (errno != 0 || end == seq_text || *end != '\0' || seq == 0)
+		return usage("outbox show takes a sequence number (see "
+			     "gridsync outbox)");
+	rc = gs_outbox_get(dev, seq, &data, &len);
+	if (rc == GS_OK)
+		rc = gs_inspect(c->ctx, data, len,
+				c->json ? GS_INSPECT_JSON : 0, write_out, NULL);
+	gs_free(c->ctx, data);
+	return rc == GS_OK ? 0 : fail(c, rc, "outbox show");
+}
+
 static int cmd_status(struct cli *c, struct gs_device *dev)
 {
 	struct gs_status st;
@@ -628,11 +660,13 @@ static int run(struct cli *c, struct args *a)
 		rc = o.n == 0 && o.n_pos == 0 ? cmd_status(c, dev)
 					      : usage("status takes no "
 						      "arguments");
+	else if (o.n == 0 && o.n_pos == 2 && strcmp(o.pos[0], "show") == 0)
+		rc = cmd_outbox_show(c, dev, o.pos[1]);
 	else
 		rc = o.n == 0 && o.n_pos == 0
 			     ? list_with(c, dev, "outbox", true, outbox_list,
 					 NULL, "outbox")
-			     : usage("outbox takes no arguments");
+			     : usage("outbox | outbox show SEQ");
 	gs_device_close(dev);
 	return rc;
 }

@@ -162,6 +162,14 @@ static void records_and_lists(void **state)
 	CLI(&r, "outbox");
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "seq"));
+	/* One entry decoded in full: the visit saved first. */
+	CLI(&r, "outbox", "show", "1");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "visit INSERT"));
+	assert_non_null(strstr(r.out, "老人身体状况良好"));
+	CLI(&r, "outbox", "show", "999");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "no pending outbox entry"));
 	CLI(&r, "status");
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "outbox_depth: 3"));
