@@ -17,23 +17,6 @@ static int first_household(const struct gs_row *row, void *payload)
 	return 1;
 }
 
-static int64_t server_count(struct gs_itest_server *s, const char *sql)
-{
-	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	assert_gs_ok(gs__db_open(&db, ctx, s->db, GS_DB_READONLY));
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	gs__db_close(db);
-	gs_ctx_free(ctx);
-	return n;
-}
-
 static void repush_after_lost_ack_applies_once(void **state)
 {
 	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
@@ -70,8 +53,10 @@ static void repush_after_lost_ack_applies_once(void **state)
 	assert_int_equal(gs_itest_server_wait(&srv), 99);
 	assert_gs_ok(gs_device_status(dev, &st));
 	assert_int_equal(st.outbox_depth, 5); /* no ack: all still held */
-	assert_int_equal(server_count(&srv, "SELECT count(*) FROM visit WHERE"
-					    " origin = 'dev-r'"),
+	assert_int_equal(gs_itest_server_int(&srv,
+					     "SELECT count(*) FROM visit WHERE"
+					     " origin = 'dev-r'",
+					     NULL),
 			 5);
 
 	/* Restarted: the same entries again, acknowledged, not re-applied. */
@@ -82,11 +67,15 @@ static void repush_after_lost_ack_applies_once(void **state)
 	assert_int_equal(sum.rejected, 0);
 	assert_gs_ok(gs_device_status(dev, &st));
 	assert_int_equal(st.outbox_depth, 0);
-	assert_int_equal(server_count(&srv, "SELECT count(*) FROM visit WHERE"
-					    " origin = 'dev-r'"),
+	assert_int_equal(gs_itest_server_int(&srv,
+					     "SELECT count(*) FROM visit WHERE"
+					     " origin = 'dev-r'",
+					     NULL),
 			 5);
-	assert_int_equal(server_count(&srv, "SELECT count(*) FROM srv_received"
-					    " WHERE device_id = 'dev-r'"),
+	assert_int_equal(gs_itest_server_int(&srv,
+					     "SELECT count(*) FROM srv_received"
+					     " WHERE device_id = 'dev-r'",
+					     NULL),
 			 5);
 	{
 		char mine[65];

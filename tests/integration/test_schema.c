@@ -107,24 +107,10 @@ static void run_raw(struct gs_itest_server *s, struct raw *r)
 
 static int64_t received(struct gs_itest_server *s, const char *device)
 {
-	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-
-	assert_gs_ok(gs__db_open(&db, ctx, s->db, GS_DB_READONLY));
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT count(*) FROM srv_received"
-					    " WHERE device_id = ?",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	gs__db_close(db);
-	gs_ctx_free(ctx);
-	return n;
+	return gs_itest_server_int(s,
+				   "SELECT count(*) FROM srv_received WHERE"
+				   " device_id = ?",
+				   device);
 }
 
 static void old_schema_is_told_to_upgrade(void **state)

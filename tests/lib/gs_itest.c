@@ -316,3 +316,23 @@ void gs_itest_scope_hash(struct gs_itest_server *s,
 	gs__store_close(st);
 	gs_ctx_free(ctx);
 }
+
+int64_t
+gs_itest_server_int(struct gs_itest_server *s, const char *sql, const char *arg)
+{
+	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	assert_gs_ok(gs__db_open(&db, ctx, s->db, GS_DB_READONLY));
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (arg != NULL)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	gs__db_close(db);
+	gs_ctx_free(ctx);
+	return n;
+}

@@ -77,6 +77,12 @@ struct gs_device *gs_itest_device(struct gs_itest_server *s,
 /* gs_device_sync --once; fails the test on error. */
 void gs_itest_sync(struct gs_device *dev, struct gs_sync_summary *sum);
 
+/* One integer from the server's database, read-only while it runs; arg
+ * (may be NULL) binds the first parameter. */
+int64_t gs_itest_server_int(struct gs_itest_server *s,
+			    const char *sql,
+			    const char *arg);
+
 /* The device's content hash and the server's hash of the device's scope
  * (computed on the server's database, read-only, while it runs). */
 void gs_itest_device_hash(struct gs_device *dev, char out[65]);
