@@ -4,16 +4,25 @@
  * Happy path, one BEGIN IMMEDIATE ... COMMIT:
  *   1. read the outbox entries still held (pending and rejected);
  *   2. undo them newest first: invert each (our own bytes) and apply;
- *   3. check the download with gs__cs_check, then sqlite3changeset_apply
- *      it: the server's row replaces ours (REPLACE on conflict);
+ *   3. check the download with our parser, then write its rows with our
+ *      own cached statements: an INSERT of a whole row is an upsert (the
+ *      server's row replaces ours in place, never delete + insert, so no
+ *      foreign-key scan of child tables runs per row), UPDATE and DELETE
+ *      records address the row by primary key;
  *   4. redo the pending entries oldest first (REPLACE on conflict: the
  *      local edit shows over the server's row until the server decides);
  *   5. drop rejected entries, store the cursor and the clock floor.
  * Failure modes: any error rolls everything back (the database is as it
  * was before the download); the cursor only moves with the rows.
+ *
+ * Foreign keys are off while a download applies: the server sends each
+ * row's latest version in server_seq order, so a child may arrive one
+ * download before its parent; the server's rows are authoritative and the
+ * parent follows. They are switched back on before the function returns.
  */
 #define GS_MODULE "sync.apply"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,6 +77,176 @@ static int apply_cs(struct gs_ctx *ctx, sqlite3 *db, int len, void *cs)
 	int rc = sqlite3changeset_apply(db, len, cs, filter, on_conflict, NULL);
 
 	return rc == SQLITE_OK ? GS_OK : gs__err_from_sqlite(ctx, rc, db);
+}
+
+/* ---- writing downloaded rows ------------------------------------------- */
+
+#define MAX_TABLES 64 /* the manifest has 20 */
+
+struct writer {
+	struct gs_ctx *ctx;
+	sqlite3 *db;
+	sqlite3_stmt *upsert[MAX_TABLES];
+	struct gs_buf sql;
+};
+
+static int bind_value(sqlite3_stmt *st, int idx, const struct gs_cs_value *v)
+{
+	switch (v->type) {
+	case GS_CS_INT:
+		return sqlite3_bind_int64(st, idx, v->i);
+	case GS_CS_REAL:
+		return sqlite3_bind_double(st, idx, v->r);
+	case GS_CS_TEXT:
+		return sqlite3_bind_text(st, idx, (const char *)v->p,
+					 (int)v->len, SQLITE_STATIC);
+	case GS_CS_BLOB:
+		return sqlite3_bind_blob(st, idx, v->p, (int)v->len,
+					 SQLITE_STATIC);
+	default:
+		return sqlite3_bind_null(st, idx);
+	}
+}
+
+/* INSERT INTO t (all columns) VALUES (...) ON CONFLICT (pk) DO UPDATE SET
+ * every other column: the server's whole row, in place. */
+static int upsert_sql(struct gs_buf *b, const struct gs_table *t)
+{
+	int rc = gs__buf_printf(b, "INSERT INTO \"%s\" (", t->name);
+	bool first = true;
+
+	for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++)
+		rc = gs__buf_printf(b, "%s\"%s\"", c ? "," : "",
+				    t->cols[c].name);
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, ") VALUES (");
+	for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++)
+		rc = gs__buf_printf(b, "%s?", c ? "," : "");
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, ") ON CONFLICT (");
+	for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++) {
+		if (!(t->cols[c].flags & GS_COL_PK))
+			continue;
+		rc = gs__buf_printf(b, "%s\"%s\"", first ? "" : ",",
+				    t->cols[c].name);
+		first = false;
+	}
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, ") DO UPDATE SET ");
+	first = true;
+	for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++) {
+		if (t->cols[c].flags & GS_COL_PK)
+			continue;
+		rc = gs__buf_printf(b, "%s\"%s\"=excluded.\"%s\"",
+				    first ? "" : ",", t->cols[c].name,
+				    t->cols[c].name);
+		first = false;
+	}
+	return rc;
+}
+
+/* UPDATE t SET (defined new columns) WHERE pk, or DELETE FROM t WHERE pk:
+ * built per row (downloads from our server carry whole-row INSERTs; these
+ * are for completeness). */
+static int keyed_sql(struct gs_buf *b, const struct gs_cs_row *row)
+{
+	const struct gs_table *t = row->table;
+	bool first = true;
+	int rc;
+
+	if (row->op == GS_CS_DELETE) {
+		rc = gs__buf_printf(b, "DELETE FROM \"%s\" WHERE ", t->name);
+	} else {
+		rc = gs__buf_printf(b, "UPDATE \"%s\" SET ", t->name);
+		for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++) {
+			if (row->new_vals[c].type == GS_CS_UNDEFINED)
+				continue;
+			rc = gs__buf_printf(b, "%s\"%s\"=?", first ? "" : ",",
+					    t->cols[c].name);
+			first = false;
+		}
+		if (rc == GS_OK)
+			rc = gs__buf_printf(b, " WHERE ");
+	}
+	first = true;
+	for (unsigned c = 0; rc == GS_OK && c < t->n_cols; c++) {
+		if (!(t->cols[c].flags & GS_COL_PK))
+			continue;
+		rc = gs__buf_printf(b, "%s\"%s\"=?", first ? "" : " AND ",
+				    t->cols[c].name);
+		first = false;
+	}
+	return rc == GS_OK ? gs__buf_cstr(b) : rc;
+}
+
+static int write_row(const struct gs_cs_row *row, void *payload)
+{
+	struct writer *w = payload;
+	const struct gs_table *t = row->table;
+	size_t n_tables = 0;
+	size_t ti = (size_t)(t - gs__manifest(&n_tables));
+	sqlite3_stmt *st = NULL;
+	int idx = 1;
+	int rc;
+
+	/* The parser hands out pointers into the manifest. */
+	GS_ASSERT(ti < n_tables && ti < MAX_TABLES);
+	if (row->op == GS_CS_INSERT) {
+		if (w->upsert[ti] == NULL) {
+			w->sql.len = 0;
+			rc = upsert_sql(&w->sql, t);
+			if (rc == GS_OK)
+				rc = gs__buf_cstr(&w->sql);
+			if (rc == GS_OK)
+				rc = gs__db_prepare(w->ctx, w->db,
+						    &w->upsert[ti],
+						    (char *)w->sql.data);
+			if (rc != GS_OK)
+				return rc;
+		}
+		st = w->upsert[ti];
+		for (unsigned c = 0; c < t->n_cols; c++)
+			bind_value(st, idx++, &row->new_vals[c]);
+		rc = gs__db_step_done(w->ctx, w->db, st);
+		sqlite3_clear_bindings(st);
+		return rc;
+	}
+	w->sql.len = 0;
+	rc = keyed_sql(&w->sql, row);
+	if (rc == GS_OK)
+		rc = gs__db_prepare(w->ctx, w->db, &st, (char *)w->sql.data);
+	if (rc != GS_OK)
+		return rc;
+	for (unsigned c = 0; row->op == GS_CS_UPDATE && c < t->n_cols; c++)
+		if (row->new_vals[c].type != GS_CS_UNDEFINED)
+			bind_value(st, idx++, &row->new_vals[c]);
+	for (unsigned c = 0; c < t->n_cols; c++)
+		if (t->cols[c].flags & GS_COL_PK)
+			bind_value(st, idx++, &row->old_vals[c]);
+	rc = gs__db_step_done(w->ctx, w->db, st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int write_download(struct gs_ctx *ctx,
+			  sqlite3 *db,
+			  const uint8_t *cs,
+			  size_t len,
+			  const struct gs_cs_opts *opts)
+{
+	struct writer w;
+	struct gs_cs_error cerr;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.ctx = ctx;
+	w.db = db;
+	gs__buf_init(&w.sql, ctx, 64 * 1024);
+	rc = gs__cs_foreach(&cerr, ctx, cs, len, opts, write_row, &w);
+	for (size_t i = 0; i < MAX_TABLES; i++)
+		sqlite3_finalize(w.upsert[i]);
+	gs__buf_fini(&w.sql);
+	return rc;
 }
 
 static void held_free(struct held *h, size_t n)
@@ -188,16 +367,18 @@ int gs__apply_download(struct gs_ctx *ctx,
 		if (rc != GS_OK)
 			return gs__err_wrap(ctx, rc, "download");
 	}
-	rc = gs__db_exec(ctx, db, "BEGIN IMMEDIATE");
-	if (rc != GS_OK)
+	rc = gs__db_exec(ctx, db, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE");
+	if (rc != GS_OK) {
+		gs__db_exec(ctx, db, "PRAGMA foreign_keys=ON");
 		return rc;
+	}
 	rc = load_held(ctx, db, &h, &n);
 	for (size_t i = n; rc == GS_OK && i > 0; i--) {
 		rc = undo(ctx, db, &h[i - 1]);
 		s.undone++;
 	}
 	if (rc == GS_OK && len > 0)
-		rc = apply_cs(ctx, db, (int)len, (void *)cs);
+		rc = write_download(ctx, db, cs, len, &opts);
 	for (size_t i = 0; rc == GS_OK && i < n; i++) {
 		if (h[i].status != GS_OUTBOX_PENDING) {
 			s.dropped++;
@@ -229,6 +410,11 @@ int gs__apply_download(struct gs_ctx *ctx,
 		rc = gs__db_exec(ctx, db, "COMMIT");
 	if (rc != GS_OK)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) !=
+		    SQLITE_OK &&
+	    rc == GS_OK)
+		rc = gs__err(ctx, GS_EIO,
+			     "foreign keys could not be re-enabled");
 	held_free(h, n);
 	gs__free(ctx, h);
 	if (rc == GS_OK && stats != NULL)

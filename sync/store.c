@@ -1552,6 +1552,22 @@ void gs__store_push_out_fini(struct gs_store_push_out *out)
 	out->n_conflicts = 0;
 }
 
+/*
+ * Reset every statement still stepping (row lookups are left on their row
+ * while a merge borrows the values). Between two requests this connection
+ * must hold no read snapshot: another connection (the journal worker)
+ * writes to the same database, and a write transaction begun on a stale
+ * snapshot fails at once with SQLITE_BUSY instead of waiting.
+ */
+static void release_snapshot(struct gs_store *st)
+{
+	sqlite3_stmt *s = NULL;
+
+	while ((s = sqlite3_next_stmt(st->db, s)) != NULL)
+		if (sqlite3_stmt_busy(s))
+			sqlite3_reset(s);
+}
+
 int gs__store_push(struct gs_store *st,
 		   const struct gs_store_device *dev,
 		   const struct gs_store_entry *entries,
@@ -1565,10 +1581,11 @@ int gs__store_push(struct gs_store *st,
 		     (entries != NULL || n == 0));
 	memset(out, 0, sizeof(*out));
 	rc = scope_for(st, dev, &scope);
-	if (rc != GS_OK)
-		return rc;
-	return gs__merge_push(&sqlite_ops, st, st->ctx, dev, scope, entries, n,
-			      out);
+	if (rc == GS_OK)
+		rc = gs__merge_push(&sqlite_ops, st, st->ctx, dev, scope,
+				    entries, n, out);
+	release_snapshot(st);
+	return rc;
 }
 
 /* ---- pull ----------------------------------------------------------- */
@@ -1720,6 +1737,7 @@ int gs__store_pull(struct gs_store *st,
 done:
 	for (size_t i = 0; i < MAX_TABLES; i++)
 		gs__buf_fini(&recs[i]);
+	release_snapshot(st);
 	return rc;
 }
 

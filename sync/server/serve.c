@@ -16,6 +16,12 @@
  * connection. The journal is appended on a timer (group commit), from the
  * journal intents the store wrote with each merge, so a crash between the
  * store's commit and the git commit loses nothing.
+ *
+ * Threads: everything runs on the loop thread except the journal append,
+ * which runs on libuv's work queue (git packing would otherwise stall
+ * every merge) with a context and a store connection of its own; at most
+ * one append is in flight, and none while the loop thread flushes at
+ * start and at shutdown.
  */
 #define GS_MODULE "server.serve"
 
@@ -42,6 +48,13 @@ struct server {
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 	uv_timer_t journal_timer;
+	/* The journal worker's own context and store connection: used only
+	 * by the one job in flight (or by the loop when none is). */
+	struct gs_ctx *jctx;
+	sqlite3 *jdb;
+	uv_work_t journal_job;
+	bool journal_busy;
+	int journal_rc;
 	struct sconn *conns; /* open connections, for shutdown */
 	unsigned n_conns;
 	bool stopping;
@@ -387,24 +400,66 @@ static void on_accept(struct gs_listener *l, struct gs_conn *c, void *payload)
 	srv->n_conns++;
 }
 
-static void journal_flush(struct server *srv)
+/* Append pending journal intents now, on the calling thread. */
+static int journal_append(struct server *srv)
 {
 	size_t n = 0;
 
-	if (srv->journal == NULL || !srv->journal_dirty)
-		return;
-	srv->journal_dirty = false;
-	if (gs__journal_sync(srv->journal, gs__store_db(srv->store), 0, &n) !=
-	    GS_OK) {
+	return gs__journal_sync(srv->journal, srv->jdb, 0, &n);
+}
+
+static void journal_work(uv_work_t *req)
+{
+	struct server *srv = req->data;
+
+	srv->journal_rc = journal_append(srv);
+}
+
+static void journal_after(uv_work_t *req, int status)
+{
+	struct server *srv = req->data;
+
+	srv->journal_busy = false;
+	if (status != 0 || srv->journal_rc != GS_OK) {
 		/* The intents stay in the store; the next tick retries. */
 		srv->journal_dirty = true;
-		GS_ERRORLOG(srv->ctx, "journal: %s", gs_ctx_errmsg(srv->ctx));
+		GS_ERRORLOG(srv->ctx, "journal: %s",
+			    status != 0 ? "canceled"
+					: gs_ctx_errmsg(srv->jctx));
+	}
+}
+
+/* Start an append on the work queue if there is something to append and
+ * none is running. */
+static void journal_kick(struct server *srv)
+{
+	if (srv->journal == NULL || !srv->journal_dirty || srv->journal_busy)
+		return;
+	srv->journal_dirty = false;
+	srv->journal_busy = true;
+	srv->journal_job.data = srv;
+	if (uv_queue_work(&srv->loop, &srv->journal_job, journal_work,
+			  journal_after) != 0) {
+		srv->journal_busy = false;
+		srv->journal_dirty = true;
+	}
+}
+
+/* Append synchronously (start and shutdown, with no job in flight). */
+static void journal_flush(struct server *srv)
+{
+	if (srv->journal == NULL || srv->journal_busy)
+		return;
+	srv->journal_dirty = false;
+	if (journal_append(srv) != GS_OK) {
+		srv->journal_dirty = true;
+		GS_ERRORLOG(srv->ctx, "journal: %s", gs_ctx_errmsg(srv->jctx));
 	}
 }
 
 static void on_journal_tick(uv_timer_t *t)
 {
-	journal_flush(t->data);
+	journal_kick(t->data);
 }
 
 static void on_listener_closed(void *payload)
@@ -456,8 +511,20 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 	if (uv_loop_init(&srv.loop) != 0)
 		return gs__err(ctx, GS_ENOMEM, "uv_loop_init failed");
 	rc = gs__store_open(&srv.store, ctx, o->db_path, 0);
-	if (rc == GS_OK && o->journal_dir != NULL)
-		rc = gs__journal_open(&srv.journal, ctx, o->journal_dir);
+	if (rc == GS_OK && o->journal_dir != NULL) {
+		struct gs_ctx_opts jo = GS_CTX_OPTS_INIT;
+
+		jo.log_fn = gs_log_stderr;
+		rc = gs_ctx_new(&srv.jctx, &jo);
+		if (rc == GS_OK)
+			rc = gs__db_open(&srv.jdb, srv.jctx, o->db_path, 0);
+		if (rc == GS_OK)
+			rc = gs__journal_open(&srv.journal, srv.jctx,
+					      o->journal_dir);
+		if (rc != GS_OK && srv.jctx != NULL)
+			gs__err(ctx, rc, "journal: %s",
+				gs_ctx_errmsg(srv.jctx));
+	}
 	if (rc == GS_OK && srv.journal != NULL) {
 		/* Intents left by a crash are appended before serving. */
 		srv.journal_dirty = true;
@@ -500,6 +567,8 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 	uv_loop_close(&srv.loop);
 	gs__tls_free(srv.tls);
 	gs__journal_close(srv.journal);
+	gs__db_close(srv.jdb);
+	gs_ctx_free(srv.jctx);
 	gs__store_close(srv.store);
 	return rc;
 }
