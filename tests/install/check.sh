@@ -5,6 +5,7 @@
 # it was installed.
 set -eu
 build=$1
+extra=${2:-} # compiler flags of the build (a sanitizer runtime)
 dest=$(mktemp -d "${TMPDIR:-/tmp}/gridsync-install-XXXXXX")
 trap 'rm -rf "$dest"' EXIT
 cmake --install "$build" --prefix "$dest" >/dev/null
@@ -32,6 +33,7 @@ int main(void)
 }
 C
 # shellcheck disable=SC2046
-cc -std=c11 -Wall -Werror "$dest/use.c" -o "$dest/use" \
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Werror $extra "$dest/use.c" -o "$dest/use" \
 	$(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs --static gridsync)
 "$dest/use"
