@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,11 @@ static pid_t spawn(const char *const *argv,
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* A failed assertion leaves the test without stopping its
+		 * server: the server must not outlive the test process. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(126);
 		if (out_path != NULL) {
 			int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC,
 				      0600);
