@@ -65,13 +65,6 @@ static int on_conflict(void *payload, int kind, sqlite3_changeset_iter *it)
 	}
 }
 
-static int count_row(const struct gs_cs_row *row, void *payload)
-{
-	(void)row;
-	(*(size_t *)payload)++;
-	return 0;
-}
-
 static int apply_cs(struct gs_ctx *ctx, sqlite3 *db, int len, void *cs)
 {
 	int rc = sqlite3changeset_apply(db, len, cs, filter, on_conflict, NULL);
@@ -86,6 +79,7 @@ static int apply_cs(struct gs_ctx *ctx, sqlite3 *db, int len, void *cs)
 struct writer {
 	struct gs_ctx *ctx;
 	sqlite3 *db;
+	size_t rows;
 	sqlite3_stmt *upsert[MAX_TABLES];
 	struct gs_buf sql;
 };
@@ -191,6 +185,7 @@ static int write_row(const struct gs_cs_row *row, void *payload)
 
 	/* The parser hands out pointers into the manifest. */
 	GS_ASSERT(ti < n_tables && ti < MAX_TABLES);
+	w->rows++;
 	if (row->op == GS_CS_INSERT) {
 		if (w->upsert[ti] == NULL) {
 			w->sql.len = 0;
@@ -228,11 +223,15 @@ static int write_row(const struct gs_cs_row *row, void *payload)
 	return rc;
 }
 
+/* Validate the whole download (gs__cs_foreach checks every byte before
+ * its first callback, so bad bytes write nothing), then write its rows;
+ * *rows_out counts them. */
 static int write_download(struct gs_ctx *ctx,
 			  sqlite3 *db,
 			  const uint8_t *cs,
 			  size_t len,
-			  const struct gs_cs_opts *opts)
+			  const struct gs_cs_opts *opts,
+			  size_t *rows_out)
 {
 	struct writer w;
 	struct gs_cs_error cerr;
@@ -243,6 +242,9 @@ static int write_download(struct gs_ctx *ctx,
 	w.db = db;
 	gs__buf_init(&w.sql, ctx, 64 * 1024);
 	rc = gs__cs_foreach(&cerr, ctx, cs, len, opts, write_row, &w);
+	*rows_out = w.rows;
+	if (rc == GS_EPROTO)
+		gs__err_wrap(ctx, rc, "download");
 	for (size_t i = 0; i < MAX_TABLES; i++)
 		sqlite3_finalize(w.upsert[i]);
 	gs__buf_fini(&w.sql);
@@ -350,7 +352,6 @@ int gs__apply_download(struct gs_ctx *ctx,
 		       struct gs_apply_stats *stats)
 {
 	struct gs_cs_opts opts = GS_CS_OPTS_INIT;
-	struct gs_cs_error cerr;
 	struct gs_apply_stats s = { 0, 0, 0, 0 };
 	struct held *h = NULL;
 	size_t n = 0;
@@ -358,15 +359,9 @@ int gs__apply_download(struct gs_ctx *ctx,
 	int rc;
 
 	GS_CHECK_ARG(db != NULL && (cs != NULL || len == 0));
-	if (len > 0) {
-		opts.allow = GS_CS_ALLOW_ALL;
-		opts.max_rows = (size_t)1 << 24;
-		opts.max_bytes = GS_FRAME_MAX_CEILING;
-		rc = gs__cs_foreach(&cerr, ctx, cs, len, &opts, count_row,
-				    &s.rows);
-		if (rc != GS_OK)
-			return gs__err_wrap(ctx, rc, "download");
-	}
+	opts.allow = GS_CS_ALLOW_ALL;
+	opts.max_rows = (size_t)1 << 24;
+	opts.max_bytes = GS_FRAME_MAX_CEILING;
 	rc = gs__db_exec(ctx, db, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE");
 	if (rc != GS_OK) {
 		gs__db_exec(ctx, db, "PRAGMA foreign_keys=ON");
@@ -378,7 +373,7 @@ int gs__apply_download(struct gs_ctx *ctx,
 		s.undone++;
 	}
 	if (rc == GS_OK && len > 0)
-		rc = write_download(ctx, db, cs, len, &opts);
+		rc = write_download(ctx, db, cs, len, &opts, &s.rows);
 	for (size_t i = 0; rc == GS_OK && i < n; i++) {
 		if (h[i].status != GS_OUTBOX_PENDING) {
 			s.dropped++;
@@ -427,6 +422,7 @@ int gs__apply_acks(struct gs_ctx *ctx,
 		   const struct gs_ack_item *items,
 		   size_t n)
 {
+	sqlite3_stmt *floor = NULL;
 	sqlite3_stmt *del = NULL;
 	sqlite3_stmt *rej = NULL;
 	sqlite3_stmt *why = NULL;
@@ -438,11 +434,14 @@ int gs__apply_acks(struct gs_ctx *ctx,
 	/* Raise the floors before the rows go, so the sequence and the
 	 * clock never fall back when the outbox empties. */
 	rc = gs__db_prepare(
-		ctx, db, &del,
+		ctx, db, &floor,
 		"UPDATE gs_state SET"
 		" seq_floor = max(seq_floor, ?1),"
 		" hlc_floor = max(hlc_floor, ifnull((SELECT hlc"
 		" FROM gs_outbox WHERE seq = ?1), 0)) WHERE id = 1;");
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &del,
+				    "DELETE FROM gs_outbox WHERE seq = ?");
 	if (rc == GS_OK)
 		rc = gs__db_prepare(ctx, db, &rej,
 				    "UPDATE gs_outbox SET status = 1 WHERE"
@@ -455,8 +454,8 @@ int gs__apply_acks(struct gs_ctx *ctx,
 	for (size_t i = 0; rc == GS_OK && i < n; i++) {
 		const struct gs_ack_item *it = &items[i];
 
-		sqlite3_bind_int64(del, 1, (sqlite3_int64)it->seq);
-		rc = gs__db_step_done(ctx, db, del);
+		sqlite3_bind_int64(floor, 1, (sqlite3_int64)it->seq);
+		rc = gs__db_step_done(ctx, db, floor);
 		if (rc != GS_OK)
 			break;
 		if (it->result == GS_RESULT_REJECTED) {
@@ -473,19 +472,11 @@ int gs__apply_acks(struct gs_ctx *ctx,
 			if (rc == GS_OK)
 				rc = gs__db_step_done(ctx, db, why);
 		} else {
-			sqlite3_stmt *d = NULL;
-
-			rc = gs__db_prepare(ctx, db, &d,
-					    "DELETE FROM gs_outbox WHERE seq ="
-					    " ?");
-			if (rc == GS_OK) {
-				sqlite3_bind_int64(d, 1,
-						   (sqlite3_int64)it->seq);
-				rc = gs__db_step_done(ctx, db, d);
-			}
-			sqlite3_finalize(d);
+			sqlite3_bind_int64(del, 1, (sqlite3_int64)it->seq);
+			rc = gs__db_step_done(ctx, db, del);
 		}
 	}
+	sqlite3_finalize(floor);
 	sqlite3_finalize(del);
 	sqlite3_finalize(rej);
 	sqlite3_finalize(why);
