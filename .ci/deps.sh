@@ -4,7 +4,7 @@
 set -eu
 pkgs="cmake make gcc pkg-config git libsqlite3-dev sqlite3 libuv1-dev libgit2-dev
 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libssl-dev libzstd-dev
-clang clang-format libclang-rt-14-dev valgrind"
+clang clang-format libclang-rt-14-dev valgrind faketime"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

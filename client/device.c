@@ -767,6 +767,14 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 	copy_meta(dev, "last_sync", out->last_sync, sizeof(out->last_sync));
 	copy_meta(dev, "cursor", cursor, sizeof(cursor));
 	out->cursor = strtoll(cursor, NULL, 10);
+	copy_meta(dev, "clock_offset_ms", cursor, sizeof(cursor));
+	if (cursor[0] != '\0') {
+		out->clock_known = 1;
+		out->clock_offset_ms = strtoll(cursor, NULL, 10);
+		out->clock_skewed =
+			out->clock_offset_ms > GS_CLOCK_SKEW_WARN_MS ||
+			out->clock_offset_ms < -GS_CLOCK_SKEW_WARN_MS;
+	}
 	rc = gs__capture_state(dev->cap, &out->last_seq, &out->hlc);
 	if (rc == GS_OK)
 		rc = gs__db_schema_version(dev->ctx, dev->db,

@@ -49,7 +49,8 @@ struct run {
 	struct gs_sync_summary *sum;
 	uint64_t pushed_upto; /* highest seq sent this attempt */
 	uint64_t cursor;
-	int status; /* result of the attempt */
+	int64_t hello_ms; /* device wall clock when Hello left */
+	int status;       /* result of the attempt */
 	bool retryable;
 	bool finished;
 };
@@ -100,6 +101,7 @@ static int send_hello(struct run *r)
 	m.u.hello.app_version = APP_VERSION;
 	m.u.hello.cursor = r->cursor;
 	m.u.hello.suite = GS_SUITE_V1;
+	r->hello_ms = gs__clock_wall_ms(r->ctx);
 	return send_msg(r, &m);
 }
 
@@ -194,6 +196,36 @@ out:
 	return rc;
 }
 
+/*
+ * The device's clock against the server's: the server's time in Welcome
+ * against the middle of Hello's round trip on our clock (off by at most
+ * half the round trip). Kept in gs_meta for `gridsync status`, and in the
+ * summary, which warns past GS_CLOCK_SKEW_WARN_MS on every sync.
+ */
+static int clock_offset(struct run *r, const struct gs_msg_welcome *w)
+{
+	int64_t now = gs__clock_wall_ms(r->ctx);
+	int64_t mid = r->hello_ms + (now - r->hello_ms) / 2;
+	int64_t off;
+	char num[32];
+
+	if (w->server_time_ms == 0 || w->server_time_ms > INT64_MAX / 2)
+		return GS_OK;
+	off = (int64_t)w->server_time_ms - mid;
+	r->sum->clock_known = 1;
+	r->sum->clock_offset_ms = off;
+	r->sum->clock_skewed =
+		off > GS_CLOCK_SKEW_WARN_MS || off < -GS_CLOCK_SKEW_WARN_MS;
+	if (r->sum->clock_skewed)
+		GS_WARN(r->ctx,
+			"the device clock is %lld s %s the server's: set the "
+			"date and time",
+			(long long)(off < 0 ? -off : off) / 1000,
+			off < 0 ? "ahead of" : "behind");
+	snprintf(num, sizeof(num), "%lld", (long long)off);
+	return gs__meta_set(r->dev, "clock_offset_ms", num);
+}
+
 static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 {
 	sqlite3_stmt *st = NULL;
@@ -216,6 +248,8 @@ static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 		rc = gs__db_step_done(r->ctx, r->dev->db, st);
 	}
 	sqlite3_finalize(st);
+	if (rc == GS_OK)
+		rc = clock_offset(r, w);
 	return rc == GS_OK ? send_push(r) : rc;
 }
 

@@ -26,7 +26,9 @@
  * gets a clock row only when a later write touches it, and the insert
  * stamp is kept in the clock row "" once the row's hlc column (the newest
  * write to the row) moves on. An entry's HLC is clamped to the server's
- * now + 5 minutes before it stamps anything.
+ * now + 5 minutes before it stamps anything, and kept strictly after the
+ * stamp of the device's previous entry (srv_device_stamp), so that a fast
+ * device's own writes keep their order (gs__stamp_entry).
  */
 #define GS_MODULE "sync.merge"
 
@@ -127,6 +129,8 @@ struct merge {
 	uint64_t seq_last;
 	uint64_t push_first; /* the push's server_seq range */
 	uint64_t push_last;
+	uint64_t last_stamp; /* of the device's last merged entry */
+	bool stamp_moved;
 	enum gs_reject rej;
 	char why[256];
 	struct evkey *events;
@@ -1719,7 +1723,7 @@ static int merge_entry(struct merge *m,
 	m->seq_last = 0;
 	m->n_born = 0;
 	m->issue_cached = false;
-	m->s.hlc = gs__hlc_clamp(e->hlc, m->now_ms);
+	m->s.hlc = gs__stamp_entry(e->hlc, m->now_ms, m->last_stamp);
 	m->s.device = m->dev->id;
 	gs__hlc_format(m->s_text, m->s.hlc);
 	arena_reset(m);
@@ -1785,6 +1789,10 @@ static int merge_entry(struct merge *m,
 		rc = m->ops->received_put(m->impl, &rec);
 		if (rc == GS_OK && sp_open)
 			rc = m->ops->release(m->impl);
+		if (rc == GS_OK && rec.result == GS_RESULT_APPLIED) {
+			m->last_stamp = m->s.hlc;
+			m->stamp_moved = true;
+		}
 		if (rc == GS_OK && rec.seq_first != 0) {
 			if (m->push_first == 0)
 				m->push_first = rec.seq_first;
@@ -1947,6 +1955,8 @@ int gs__merge_push(const struct gs_store_ops *ops,
 	if (rc == GS_OK)
 		rc = ops->received_last(impl, dev->id, &last);
 	if (rc == GS_OK)
+		rc = ops->stamp_last(impl, dev->id, &m->last_stamp);
+	if (rc == GS_OK)
 		rc = ops->begin(impl);
 	in_txn = rc == GS_OK;
 	for (size_t i = 0; i < n && rc == GS_OK; i++) {
@@ -1983,6 +1993,8 @@ int gs__merge_push(const struct gs_store_ops *ops,
 		if (rc == GS_OK)
 			last = e->device_seq;
 	}
+	if (rc == GS_OK && m->stamp_moved)
+		rc = ops->stamp_put(impl, dev->id, m->last_stamp);
 	if (rc == GS_OK)
 		rc = finish_out(m);
 	if (rc == GS_OK) {

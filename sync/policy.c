@@ -29,6 +29,13 @@ uint64_t gs__hlc_clamp(uint64_t hlc, int64_t now_ms)
 	return hlc > max ? max : hlc;
 }
 
+uint64_t gs__stamp_entry(uint64_t hlc, int64_t now_ms, uint64_t last)
+{
+	uint64_t s = gs__hlc_clamp(hlc, now_ms);
+
+	return s > last || last == UINT64_MAX ? s : last + 1;
+}
+
 struct gs_col_decision gs__col_decide(const struct gs_col_input *in)
 {
 	struct gs_col_decision d;

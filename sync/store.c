@@ -15,6 +15,8 @@
  *   srv_clock     per-column clocks (tbl, pk, col) -> (hlc, device), only
  *                 for columns written after the row's insert
  *   srv_conflict  every conflict, winner and loser
+ *   srv_device_stamp  per device, the stamp its last merged entry got
+ *                 (a clamped entry stays after the device's earlier ones)
  *
  * The merge rules live in merge.c behind struct gs_store_ops; this file
  * implements those ops with cached prepared statements (one set per
@@ -97,6 +99,8 @@ static const char schema_sql[] =
 	" srv_conflict(device_id);"
 	"CREATE INDEX IF NOT EXISTS srv_conflict_entry ON"
 	" srv_conflict(entry_device, entry_seq);"
+	"CREATE TABLE IF NOT EXISTS srv_device_stamp ("
+	" device_id TEXT PRIMARY KEY, hlc INTEGER NOT NULL) WITHOUT ROWID;"
 	/* Server-only indexes for cascades (not part of the replicated
 	 * schema; changesets do not see indexes). */
 	"CREATE INDEX IF NOT EXISTS srv_ix_resident_tag ON"
@@ -135,6 +139,8 @@ enum fx {
 	FX_CHG_PUT,
 	FX_CHG_NEW,
 	FX_CF_PUT,
+	FX_STAMP_GET,
+	FX_STAMP_PUT,
 	FX_TAG_RESTR,
 	FX_PULL_NARROW,
 	FX_PULL_WIDE,
@@ -889,6 +895,33 @@ static int op_conflict_put(void *impl, const struct gs_conflict_rec *c)
 	return run(st, s);
 }
 
+static int op_stamp_last(void *impl, const char *device_id, uint64_t *out)
+{
+	struct gs_store *st = impl;
+	sqlite3_stmt *s = st->fx[FX_STAMP_GET];
+	int rc;
+
+	*out = 0;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE
+		       ? GS_OK
+		       : gs__err_from_sqlite(st->ctx, rc, st->db);
+}
+
+static int op_stamp_put(void *impl, const char *device_id, uint64_t hlc)
+{
+	struct gs_store *st = impl;
+	sqlite3_stmt *s = st->fx[FX_STAMP_PUT];
+
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)hlc);
+	return run(st, s);
+}
+
 /*
  * Republish what is scoped through row id of t after it moved grid:
  * children (by the manifest's parent links) and attachments it owns, each
@@ -1037,6 +1070,8 @@ static const struct gs_store_ops sqlite_ops = {
 	op_log_change,
 	op_republish_children,
 	op_conflict_put,
+	op_stamp_last,
+	op_stamp_put,
 };
 
 /* ---- open and close -------------------------------------------------- */
@@ -1149,6 +1184,11 @@ static int prepare_fixed(struct gs_store *st)
 			  " loser_value, at, entry_device, entry_seq)"
 			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
 			  " ?11, ?12, ?13, ?14)"),
+		S(STAMP_GET, "SELECT hlc FROM srv_device_stamp"
+			     " WHERE device_id = ?1"),
+		S(STAMP_PUT, "INSERT INTO srv_device_stamp (device_id, hlc)"
+			     " VALUES (?1, ?2) ON CONFLICT (device_id) DO"
+			     " UPDATE SET hlc = excluded.hlc"),
 		S(TAG_RESTR, "SELECT sensitivity = 'restricted' FROM tag_def"
 			     " WHERE code = ?1"),
 		/* A narrow scope: the reference rows and each grid's rows

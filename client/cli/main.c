@@ -465,6 +465,21 @@ sync_progress(const char *phase, const struct gs_sync_summary *s, void *payload)
 	fflush(stderr);
 }
 
+/* "ahead of the server by 2h 5m" for an offset (server - device); the
+ * words a worker reads in status and in a sync's warning. */
+static void clock_words(char *out, size_t cap, int64_t off_ms)
+{
+	int64_t s = (off_ms < 0 ? -off_ms : off_ms) / 1000;
+
+	if (s == 0) {
+		snprintf(out, cap, "in step with the server");
+		return;
+	}
+	snprintf(out, cap, "%s the server by %lldh %02lldm %02llds",
+		 off_ms < 0 ? "ahead of" : "behind", (long long)(s / 3600),
+		 (long long)(s / 60 % 60), (long long)(s % 60));
+}
+
 static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 {
 	static const char *const known[] = { "once", "verbose", "server",
@@ -504,6 +519,25 @@ static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 #undef NUM
 	snprintf(num, sizeof(num), "%.3f", sum.seconds);
 	printer_field(p, "seconds", num, false);
+	if (sum.clock_known) {
+		char words[96];
+		char warn[256];
+
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)sum.clock_offset_ms);
+		printer_field(p, "clock_offset_ms", num, false);
+		if (sum.clock_skewed) {
+			clock_words(words, sizeof(words), sum.clock_offset_ms);
+			snprintf(warn, sizeof(warn),
+				 "this device's clock is %s: set its date and "
+				 "time (automatic time); until then its edits "
+				 "may lose to older ones or win over newer "
+				 "ones",
+				 words);
+			printer_field(p, "clock_warning", warn, true);
+			fprintf(stderr, "gridsync: warning: %s\n", warn);
+		}
+	}
 	if (rc != GS_OK)
 		printer_field(p, "error", gs_ctx_errmsg(c->ctx), true);
 	printer_flush(p, stdout);
@@ -579,6 +613,19 @@ static int cmd_status(struct cli *c, struct gs_device *dev)
 	printer_field(p, "cursor", num, false);
 	printer_field(p, "last_sync", st.last_sync[0] ? st.last_sync : NULL,
 		      true);
+	if (st.clock_known) {
+		char words[96];
+
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)st.clock_offset_ms);
+		printer_field(p, "clock_offset_ms", num, false);
+		clock_words(words, sizeof(words), st.clock_offset_ms);
+		printer_field(p, "clock", words, true);
+		printer_field(p, "clock_skewed",
+			      st.clock_skewed ? "true" : "false", false);
+	} else {
+		printer_field(p, "clock_offset_ms", NULL, false);
+	}
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.households);
 	printer_field(p, "households", num, false);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.visits);

@@ -446,6 +446,98 @@ static void future_clock_clamped(void **state)
 	fx_dev_fini(&b);
 }
 
+/*
+ * A device 10 minutes fast edits the same column twice (two entries, one
+ * push: both are clamped to the server's now + 5 minutes), then again in
+ * two pushes at the same server time, then once more after the server's
+ * clock stepped back (the clamp falls below the stamps given). Each time
+ * its last edit must stand: a clamped entry stays after the device's own
+ * earlier entries.
+ */
+static void fast_clock_keeps_own_order(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char buf[256];
+	int64_t h1;
+	int64_t h2;
+
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_dev_init(f, &b, "dev-b", f->gw, NULL, NULL);
+	fx_household(&a, hh);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	/* One push, two entries. */
+	f->now = T0 + 600000;
+	edit(&a, "household", hh, "note", "first");
+	f->now += 1000;
+	edit(&a, "household", hh, "note", "second");
+	f->now = T0;
+	push_ok(f, &a, &out);
+	assert_int_equal(out.n_conflicts, 0);
+	gs__store_push_out_fini(&out);
+	assert_string_equal(
+		store_text(f, "SELECT note FROM household WHERE id = ?", hh,
+			   buf, sizeof(buf)),
+		"second");
+	/* Two pushes within the same server millisecond. */
+	f->now = T0 + 602000;
+	edit(&a, "household", hh, "note", "third");
+	f->now = T0;
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	h1 = store_int(f,
+		       "SELECT hlc FROM srv_clock WHERE tbl = 'household'"
+		       " AND col = 'note' AND pk = ?",
+		       hh);
+	f->now = T0 + 603000;
+	edit(&a, "household", hh, "note", "fourth");
+	f->now = T0;
+	push_ok(f, &a, &out);
+	assert_int_equal(out.n_conflicts, 0);
+	gs__store_push_out_fini(&out);
+	assert_string_equal(
+		store_text(f, "SELECT note FROM household WHERE id = ?", hh,
+			   buf, sizeof(buf)),
+		"fourth");
+	h2 = store_int(f,
+		       "SELECT hlc FROM srv_clock WHERE tbl = 'household'"
+		       " AND col = 'note' AND pk = ?",
+		       hh);
+	assert_true(h2 > h1);
+	/* Still clamped: at most a few counter steps past now + 5 min. */
+	assert_true(h2 < (int64_t)gs__hlc_make(T0 + 300000 + 1, 0));
+	/* The server's clock is stepped back a minute: the clamp now lies
+	 * below the stamps already given, and the next edit still wins. */
+	f->now = T0 + 604000;
+	edit(&a, "household", hh, "note", "fifth");
+	f->now = T0 - 60000;
+	push_ok(f, &a, &out);
+	assert_int_equal(out.n_conflicts, 0);
+	gs__store_push_out_fini(&out);
+	assert_string_equal(
+		store_text(f, "SELECT note FROM household WHERE id = ?", hh,
+			   buf, sizeof(buf)),
+		"fifth");
+	/* Another device's concurrent edit with an honest clock still
+	 * loses to the clamped stamps (they are 5 minutes ahead): the
+	 * device's own order is all that changed. */
+	f->now = T0 + 2000;
+	edit(&b, "household", hh, "note", "other device");
+	push_ok(f, &b, &out);
+	assert_int_equal(out.n_conflicts, 1);
+	gs__store_push_out_fini(&out);
+	assert_string_equal(
+		store_text(f, "SELECT note FROM household WHERE id = ?", hh,
+			   buf, sizeof(buf)),
+		"fifth");
+	fx_dev_fini(&a);
+	fx_dev_fini(&b);
+}
+
 /* Only device-sourced tags are a device's to change; restricted ones are
  * never written by a device. */
 static void tag_rules(void **state)
@@ -998,6 +1090,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(future_clock_clamped, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(fast_clock_keeps_own_order,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(tag_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(issue_lifecycle, setup,
 						teardown),

@@ -289,7 +289,18 @@ struct gs_status {
 	uint64_t households;
 	uint64_t visits;
 	uint64_t issues;
+	/* The device's wall clock against the server's, as measured at the
+	 * last sync's Welcome: server minus device, so a device whose clock
+	 * runs fast has a negative offset. */
+	int clock_known;         /* 0: never measured */
+	int64_t clock_offset_ms; /* server - device */
+	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
 };
+
+/* How far a device's clock may be off the server's before every sync
+ * warns: handhelds drift by up to ten minutes in ordinary use, which is
+ * silent; beyond fifteen the worker is told to set the clock. */
+#define GS_CLOCK_SKEW_WARN_MS (15 * 60 * 1000)
 
 /* Fill *out. */
 GS_API int gs_device_status(struct gs_device *dev, struct gs_status *out);
@@ -308,6 +319,9 @@ struct gs_sync_summary {
 	uint64_t cursor;         /* server_seq held after the sync */
 	unsigned attempts;       /* connections tried */
 	double seconds;
+	int clock_known;         /* the server's time was seen */
+	int64_t clock_offset_ms; /* server - device wall clock, at Welcome */
+	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
 };
 
 /* Progress: phase is "connect", "push", "pull" or "done". */

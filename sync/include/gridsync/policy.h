@@ -37,6 +37,16 @@ int gs__stamp_cmp(uint64_t a_hlc,
  * is later than that. */
 uint64_t gs__hlc_clamp(uint64_t hlc, int64_t now_ms);
 
+/*
+ * The stamp a device's entry is merged under: its HLC clamped
+ * (gs__hlc_clamp), and strictly after last, the stamp of the same device's
+ * previous entry (0: none). Clamping gives every entry of a fast device's
+ * push the same stamp, and a server clock stepped back gives a lower one;
+ * either way the device's own later write must not lose to its earlier
+ * one. A device gains at most one counter step per entry from this.
+ */
+uint64_t gs__stamp_entry(uint64_t hlc, int64_t now_ms, uint64_t last);
+
 /* What is known about one column of an incoming write. */
 struct gs_col_input {
 	bool wins;    /* the write's stamp is later than the column's */

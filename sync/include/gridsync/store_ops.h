@@ -177,6 +177,11 @@ struct gs_store_ops {
 				  const struct gs_table *t,
 				  const char *id);
 	int (*conflict_put)(void *impl, const struct gs_conflict_rec *c);
+
+	/* ---- per-device stamps ---- */
+	/* The stamp of device_id's last merged entry, 0 if none. */
+	int (*stamp_last)(void *impl, const char *device_id, uint64_t *out);
+	int (*stamp_put)(void *impl, const char *device_id, uint64_t hlc);
 };
 
 /*
