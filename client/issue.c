@@ -217,7 +217,8 @@ int gs_issue_report(struct gs_device *dev,
 /* Does the rule's "requires" list name item? */
 static bool requires(const struct gs_transition *r, const char *item)
 {
-	return r->requires != NULL && strstr(r->requires, item) != NULL;
+	return r != NULL && r->requires != NULL &&
+	       strstr(r->requires, item) != NULL;
 }
 
 /* Check a move for this device; fills a message that names the states and
@@ -225,7 +226,8 @@ static bool requires(const struct gs_transition *r, const char *item)
 static int check_move(struct gs_device *dev,
 		      const char *from,
 		      const struct gs_issue_move_opts *o,
-		      const char *assignee)
+		      const char *assignee,
+		      const char *reporter)
 {
 	const struct gs_transition *r = gs__transition_find(from, o->to);
 	const char *role = gs__role_name(dev->role);
@@ -255,6 +257,23 @@ static int check_move(struct gs_device *dev,
 		return gs__err(dev->ctx, GS_ESTATE,
 			       "only the assigned worker may move this issue "
 			       "from %s to %s",
+			       from, o->to);
+	/* The server's rules (docs/SYNC.md, "Authorization"), refused here
+	 * at once rather than after the next sync. */
+	if (dev->role == GS_ROLE_GW && strcmp(o->to, "cancelled") == 0 &&
+	    (reporter == NULL || dev->worker_id == NULL ||
+	     strcmp(reporter, dev->worker_id) != 0))
+		return gs__err(dev->ctx, GS_ESTATE,
+			       "only the worker who reported an issue may "
+			       "withdraw it");
+	if (!requires(r, "assignee") &&
+	    ((o->assignee != NULL && o->assignee[0] != '\0') ||
+	     (o->due != NULL && o->due[0] != '\0')))
+		return gs__err(dev->ctx, GS_EINVAL,
+			       "moving from %s to %s keeps the assignee and "
+			       "the deadline the issue has; --assignee and "
+			       "--due belong to a dispatch from accepted or "
+			       "returned",
 			       from, o->to);
 	if (requires(r, "note") && (o->note == NULL || o->note[0] == '\0'))
 		return gs__err(dev->ctx, GS_EINVAL,
@@ -286,6 +305,7 @@ int gs_issue_move(struct gs_device *dev,
 	sqlite3_stmt *st = NULL;
 	char *from = NULL;
 	char *assignee = NULL;
+	char *reporter = NULL;
 	char *grid = NULL;
 	int64_t rev = 0;
 	int rc;
@@ -300,7 +320,8 @@ int gs_issue_move(struct gs_device *dev,
 		return rc;
 	rc = gs__db_prepare(dev->ctx, dev->db, &st,
 			    "SELECT state, state_rev, assignee_worker_id,"
-			    " grid_id FROM issue WHERE id = ? AND deleted = 0");
+			    " grid_id, reporter_worker_id FROM issue"
+			    " WHERE id = ? AND deleted = 0");
 	if (rc == GS_OK) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
@@ -319,6 +340,11 @@ int gs_issue_move(struct gs_device *dev,
 					dev->ctx,
 					(const char *)sqlite3_column_text(st,
 									  3));
+			if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+				reporter = gs__strdup(
+					dev->ctx,
+					(const char *)sqlite3_column_text(st,
+									  4));
 			rc = from != NULL ? GS_OK : GS_ENOMEM;
 		} else if (rc == SQLITE_DONE) {
 			rc = gs__err(dev->ctx, GS_ENOTFOUND, "no issue %.64s",
@@ -332,7 +358,7 @@ int gs_issue_move(struct gs_device *dev,
 	if (rc == GS_OK && grid != NULL)
 		rc = gs__check_scope(dev, grid);
 	if (rc == GS_OK)
-		rc = check_move(dev, from, o, assignee);
+		rc = check_move(dev, from, o, assignee, reporter);
 	if (rc == GS_OK)
 		rc = gs__db_prepare(
 			dev->ctx, dev->db, &st,
@@ -347,7 +373,8 @@ int gs_issue_move(struct gs_device *dev,
 			" hlc = ?5, updated_at = ?4, updated_by = ?6"
 			" WHERE id = ?7");
 	if (rc == GS_OK) {
-		bool dispatch = strcmp(o->to, "dispatched") == 0;
+		bool dispatch =
+			requires(gs__transition_find(from, o->to), "assignee");
 
 		sqlite3_bind_text(st, 1, o->to, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, dispatch ? o->assignee : NULL, -1,
@@ -367,6 +394,7 @@ int gs_issue_move(struct gs_device *dev,
 		rc = add_event(dev, &txn, id, from, o->to, rev, o->note);
 	gs__free(dev->ctx, from);
 	gs__free(dev->ctx, assignee);
+	gs__free(dev->ctx, reporter);
 	gs__free(dev->ctx, grid);
 	if (rc == GS_OK)
 		return gs__txn_commit(dev);

@@ -86,6 +86,14 @@ struct tinfo {
 	int hlc, origin, seq, del;
 	uint64_t device; /* columns a device's value reaches (device_col) */
 	uint64_t quiet;  /* bookkeeping columns (never a conflict) */
+	uint64_t self;   /* worker columns: NULL or the device's worker */
+	uint64_t fixed;  /* written at insert, the server's after it */
+	uint64_t owned;  /* S: the state machine's and the server's */
+	unsigned n_ref;
+	struct {
+		int col;
+		const struct gs_table *target;
+	} ref[4]; /* columns that name another row */
 };
 
 /* An issue event with its sort key (DOMAIN.md's order). */
@@ -349,12 +357,45 @@ device_col(const struct merge *m, const struct gs_table *t, unsigned i)
 	return (ti(m, t)->device >> i) & 1u;
 }
 
+/* Columns that name another row a device may only point at inside its
+ * scope (docs/SYNC.md, "Authorization"). Keys that scope a row (a
+ * resident's household, an event's issue) are authorised as its scope. */
+static const struct {
+	const char *table, *column, *target;
+} ref_cols[] = {
+	{ "household", "dwelling_id", "dwelling" },
+	{ "household", "head_resident_id", "resident" },
+	{ "visit", "household_id", "household" },
+	{ "visit", "task_id", "mobilization_task" },
+	{ "visit", "supersedes_id", "visit" },
+	{ "mobilization_result", "task_id", "mobilization_task" },
+	{ "mobilization_result", "visit_id", "visit" },
+	{ "issue", "place_id", "place" },
+	{ "issue", "household_id", "household" },
+	{ "issue", "parent_issue_id", "issue" },
+};
+
+/* Worker columns of device tables; the first two are fixed at insert. */
+static const char *const self_cols[] = { "created_by", "reporter_worker_id",
+					 "updated_by", "worker_id",
+					 "verified_by" };
+
 static void tinfo_init(struct tinfo *x, const struct gs_table *t)
 {
 	static const char *const quiet[] = { "updated_at", "updated_by",
 					     "created_at", "created_by" };
 
 	memset(x, 0, sizeof(*x));
+	for (size_t k = 0; k < sizeof(ref_cols) / sizeof(*ref_cols); k++) {
+		if (strcmp(ref_cols[k].table, t->name) != 0)
+			continue;
+		GS_ASSERT(x->n_ref < sizeof(x->ref) / sizeof(*x->ref));
+		x->ref[x->n_ref].col = col(t, ref_cols[k].column);
+		x->ref[x->n_ref].target = gs__manifest_find(ref_cols[k].target);
+		GS_ASSERT(x->ref[x->n_ref].col >= 0 &&
+			  x->ref[x->n_ref].target != NULL);
+		x->n_ref++;
+	}
 	x->hlc = col(t, "hlc");
 	x->origin = col(t, "origin");
 	x->seq = col(t, "server_seq");
@@ -370,6 +411,19 @@ static void tinfo_init(struct tinfo *x, const struct gs_table *t)
 		for (size_t k = 0; k < sizeof(quiet) / sizeof(*quiet); k++)
 			if (strcmp(t->cols[i].name, quiet[k]) == 0)
 				x->quiet |= UINT64_C(1) << i;
+		for (size_t k = 0; t->cls != GS_CLASS_R &&
+				   k < sizeof(self_cols) / sizeof(*self_cols);
+		     k++) {
+			if (strcmp(t->cols[i].name, self_cols[k]) != 0)
+				continue;
+			x->self |= UINT64_C(1) << i;
+			if (k < 2)
+				x->fixed |= UINT64_C(1) << i;
+		}
+		if (t->cls == GS_CLASS_S &&
+		    (f & (GS_COL_GOVERNED | GS_COL_SERVER)) &&
+		    strcmp(t->cols[i].name, "server_seq") != 0)
+			x->owned |= UINT64_C(1) << i;
 	}
 }
 
@@ -802,6 +856,274 @@ static int tag_rules(struct merge *m,
 	return rc;
 }
 
+/* ---- what a row claims: references, authors, governed columns ----------- */
+
+/*
+ * The rules below refuse the whole entry (GS_REJECT_DENIED) with a reason
+ * that ends in "(rule: NAME)", the names docs/SYNC.md's authorization
+ * table uses. They judge only values the entry writes: a value equal to
+ * the stored one claims nothing new.
+ */
+
+/* Does the entry insert row id of t (a one-column key)? */
+static bool
+entry_inserts(const struct merge *m, const struct gs_table *t, const char *id)
+{
+	for (size_t s = 0; s < m->cs->n_spans; s++) {
+		const struct gs_cs_span *sp = &m->cs->spans[s];
+
+		if (sp->table != t)
+			continue;
+		for (size_t k = 0; k < sp->n_rows; k++) {
+			const struct gs_cs_row *r =
+				&m->cs->rows[sp->first_row + k];
+
+			if (r->op == GS_CS_INSERT &&
+			    v_text_is(&r->new_vals[0], id))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Is v a value the row writes: defined, and new unless cur holds it? */
+static bool writes(const struct gs_cs_value *v, const struct gs_cs_value *cur)
+{
+	return v->type != GS_CS_UNDEFINED && (cur == NULL || !v_eq(v, cur));
+}
+
+/* A reference of t's column i to row v of target: the row must be on the
+ * server (or inserted by this entry) and lie in the device's scope;
+ * reference data without a grid (a place outside every grid) is
+ * everybody's. */
+static int ref_check(struct merge *m,
+		     const struct gs_table *t,
+		     int i,
+		     const struct gs_table *target,
+		     const struct gs_cs_value *v)
+{
+	char id[GS_STORE_KEY_MAX + 1];
+	char grid[GS_STORE_GRID_MAX];
+	bool found = false;
+	int rc;
+
+	if (v->type == GS_CS_NULL)
+		return GS_OK;
+	if (v->type != GS_CS_TEXT || !text_to(id, sizeof(id), v))
+		return reject(m, GS_REJECT_DENIED,
+			      "%s %s: %s is not a usable key (rule: reference)",
+			      t->name, m->pk, t->cols[i].name);
+	rc = m->ops->row_grid(m->impl, target, id, grid, &found);
+	if (rc != GS_OK)
+		return rc;
+	if (!found)
+		return entry_inserts(m, target, id)
+			       ? GS_OK
+			       : reject(m, GS_REJECT_DENIED,
+					"%s %s: %s names %s %s, which is not "
+					"on "
+					"the server (rule: reference)",
+					t->name, m->pk, t->cols[i].name,
+					target->name, id);
+	if (grid[0] == '\0' && target->cls == GS_CLASS_R)
+		return GS_OK;
+	if (in_scope(m, grid))
+		return GS_OK;
+	return reject(m, GS_REJECT_DENIED,
+		      "%s %s: %s names %s %s of grid %s, outside the device's "
+		      "scope (rule: reference)",
+		      t->name, m->pk, t->cols[i].name, target->name, id,
+		      grid[0] != '\0' ? grid : "(none)");
+}
+
+/*
+ * The values nv a device writes into a row of t (cur: the row as stored,
+ * NULL for a new row): columns fixed at insert keep their value, worker
+ * columns name the device's own worker (or nobody), references stay in
+ * the device's scope.
+ */
+static int values_check(struct merge *m,
+			const struct gs_table *t,
+			const struct gs_cs_value *cur,
+			const struct gs_cs_value *nv)
+{
+	const struct tinfo *x = ti(m, t);
+	const char *me = m->dev->worker_id;
+	int rc;
+
+	for (unsigned i = 0; i < t->n_cols; i++) {
+		uint64_t bit = UINT64_C(1) << i;
+
+		if (!((x->fixed | x->self) & bit) ||
+		    !writes(&nv[i], cur != NULL ? &cur[i] : NULL))
+			continue;
+		if (cur != NULL && (x->fixed & bit))
+			return reject(m, GS_REJECT_DENIED,
+				      "%s %s: %s is set when the row is "
+				      "created and kept by the server (rule: "
+				      "fixed)",
+				      t->name, m->pk, t->cols[i].name);
+		if (nv[i].type != GS_CS_NULL &&
+		    (me[0] == '\0' || !v_text_is(&nv[i], me)))
+			return reject(m, GS_REJECT_DENIED,
+				      "%s %s: %s must name the device's own "
+				      "worker (rule: author)",
+				      t->name, m->pk, t->cols[i].name);
+	}
+	for (unsigned k = 0; k < x->n_ref; k++) {
+		int i = x->ref[k].col;
+
+		if (!writes(&nv[i], cur != NULL ? &cur[i] : NULL))
+			continue;
+		rc = ref_check(m, t, i, x->ref[k].target, &nv[i]);
+		if (rc != GS_OK)
+			return rc;
+	}
+	return GS_OK;
+}
+
+/* What the entry's transition events of issue id may change on it. */
+struct moves {
+	bool any;    /* a transition: state and state_rev */
+	bool closes; /* one to closed: closed_at */
+	bool assign; /* a dispatch the device's role may make: assignee, due */
+};
+
+static void entry_moves(struct merge *m, const char *id, struct moves *mv)
+{
+	char from[32];
+	char to[32];
+
+	memset(mv, 0, sizeof(*mv));
+	for (size_t s = 0; s < m->cs->n_spans; s++) {
+		const struct gs_cs_span *sp = &m->cs->spans[s];
+
+		if (sp->table != m->et)
+			continue;
+		for (size_t k = 0; k < sp->n_rows; k++) {
+			const struct gs_cs_value *ev =
+				m->cs->rows[sp->first_row + k].new_vals;
+			const struct gs_transition *rule;
+
+			if (m->cs->rows[sp->first_row + k].op != GS_CS_INSERT ||
+			    !v_text_is(&ev[m->ec.issue], id) ||
+			    !v_text_is(&ev[m->ec.kind], "transition"))
+				continue;
+			text_to(from, sizeof(from), &ev[m->ec.from]);
+			text_to(to, sizeof(to), &ev[m->ec.to]);
+			rule = gs__transition_find(from, to);
+			mv->any = true;
+			mv->closes = mv->closes || strcmp(to, "closed") == 0;
+			mv->assign =
+				mv->assign || (gs__transition_assigns(rule) &&
+					       (rule->roles & m->dev->role));
+		}
+	}
+}
+
+/*
+ * The columns of an issue the state machine and the server own (docs/
+ * SYNC.md): a new issue starts without an assignee, a deadline, a close
+ * or any server column; a later write changes state and state_rev only
+ * with a transition of the same entry, closed_at only with one to closed,
+ * the assignee and the deadline only with a dispatch the device's role may
+ * make (so never through rework, handled -> dispatched), and the server's
+ * own columns never. The server then derives the values from the events
+ * it accepts; an issue that arrives again as an INSERT claims nothing
+ * (its governed values are ignored, as before).
+ */
+static int issue_rules(struct merge *m,
+		       const struct gs_cs_row *r,
+		       const struct gs_cs_value *cur)
+{
+	const struct gs_table *it = m->it;
+	const struct gs_cs_value *nv = r->new_vals;
+	uint64_t owned = ti(m, it)->owned;
+	struct moves mv;
+	bool loaded = false;
+
+	if (r->op == GS_CS_DELETE || (r->op == GS_CS_INSERT && cur != NULL))
+		return GS_OK;
+	for (unsigned i = 0; i < it->n_cols; i++) {
+		bool ok;
+
+		if (!((owned >> i) & 1u))
+			continue;
+		if (cur == NULL) {
+			/* A new issue: the state is replayed from its
+			 * events, everything else starts empty. */
+			ok = (int)i == m->ic.state || (int)i == m->ic.rev ||
+			     nv[i].type == GS_CS_NULL ||
+			     (nv[i].type == GS_CS_INT && nv[i].i == 0);
+		} else if (!writes(&nv[i], &cur[i])) {
+			continue;
+		} else {
+			if (!loaded)
+				entry_moves(m, m->pk, &mv);
+			loaded = true;
+			if ((int)i == m->ic.state || (int)i == m->ic.rev)
+				ok = mv.any;
+			else if ((int)i == m->ic.closed)
+				ok = mv.closes;
+			else if ((int)i == m->ic.aw || (int)i == m->ic.ao ||
+				 (int)i == m->ic.due)
+				ok = mv.assign;
+			else
+				ok = false;
+		}
+		if (!ok)
+			return reject(
+				m, GS_REJECT_DENIED,
+				"issue %s: %s is the server's: %s (rule: "
+				"governed)",
+				m->pk, it->cols[i].name,
+				(int)i == m->ic.aw || (int)i == m->ic.ao ||
+						(int)i == m->ic.due
+					? "assignee and deadline change only "
+					  "by a dispatch from accepted or "
+					  "returned; rework (handled -> "
+					  "dispatched) keeps them"
+					: "it changes only through the "
+					  "events the server accepts");
+	}
+	return GS_OK;
+}
+
+/* An uploaded issue_event against the issue in m->cur: the actor is the
+ * device, and only a transition changes state. */
+static int event_rules(struct merge *m, const struct gs_cs_value *ev)
+{
+	struct gs_event_input in;
+	const char *rule;
+	int rc = GS_OK;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = vstr(m, &ev[m->ec.kind], &rc);
+	in.from = vstr(m, &ev[m->ec.from], &rc);
+	in.to = vstr(m, &ev[m->ec.to], &rc);
+	in.state = vstr(m, &m->cur[m->ic.state], &rc);
+	in.actor_worker_id = vstr(m, &ev[m->ec.actor], &rc);
+	in.actor_role = vstr(m, &ev[m->ec.role], &rc);
+	in.device_role = m->dev->role;
+	in.device_worker_id =
+		m->dev->worker_id[0] != '\0' ? m->dev->worker_id : NULL;
+	if (rc != GS_OK)
+		return rc;
+	rule = gs__event_check(&in);
+	if (rule == NULL)
+		return GS_OK;
+	if (strcmp(rule, "actor") == 0)
+		return reject(m, GS_REJECT_DENIED,
+			      "issue_event %s: the actor must be the device's "
+			      "own worker in its role %s (rule: actor)",
+			      m->pk, gs__role_name(m->dev->role));
+	return reject(m, GS_REJECT_DENIED,
+		      "issue_event %s: the kinds are transition, comment, "
+		      "evidence, urge and extend_req, and only a transition "
+		      "changes the state (rule: event)",
+		      m->pk);
+}
+
 /* ---- the change log ----------------------------------------------------- */
 
 /*
@@ -1204,6 +1526,10 @@ static int merge_field(struct merge *m, const struct gs_cs_row *r)
 		if (rc == GS_OK)
 			rc = tag_rules(m, t, NULL, r->new_vals);
 		if (rc == GS_OK)
+			rc = values_check(m, t, NULL, r->new_vals);
+		if (rc == GS_OK && t == m->it)
+			rc = issue_rules(m, r, NULL);
+		if (rc == GS_OK)
 			rc = row_seq(m, NULL, &seq, NULL);
 		if (rc != GS_OK)
 			return rc;
@@ -1241,6 +1567,10 @@ static int merge_field(struct merge *m, const struct gs_cs_row *r)
 	if (rc == GS_OK)
 		rc = tag_rules(m, t, m->cur,
 			       r->op == GS_CS_DELETE ? NULL : r->new_vals);
+	if (rc == GS_OK && r->op != GS_CS_DELETE)
+		rc = values_check(m, t, m->cur, r->new_vals);
+	if (rc == GS_OK && t == m->it)
+		rc = issue_rules(m, r, m->cur);
 	if (rc != GS_OK)
 		return rc;
 	if (r->op == GS_CS_UPDATE && moves_scope(t, r->new_vals)) {
@@ -1338,6 +1668,8 @@ static int merge_plain_append(struct merge *m, const struct gs_cs_row *r)
 			      "%s %s: append-only, %s not allowed",
 			      r->table->name, m->pk, gs__cs_op_name(r->op));
 	rc = authorise(m, r->table, r->new_vals, grid);
+	if (rc == GS_OK)
+		rc = values_check(m, r->table, NULL, r->new_vals);
 	if (rc != GS_OK)
 		return rc;
 	return merge_append(m, r, grid, GS_APPLY_PENDING, NULL, NULL);
@@ -1438,10 +1770,13 @@ static int issue_load(struct merge *m, const char *id, bool *found)
 	return rc;
 }
 
-/* Apply an accepted transition (event ev) to the issue row in m->cur,
- * whose key text is in m->pk. */
+/* Apply an accepted transition (event ev, by rule) to the issue row in
+ * m->cur, whose key text is in m->pk. Only a dispatch (a rule that
+ * assigns) takes the assignee and the deadline from the entry's own
+ * change of the issue; rework keeps the ones the issue has. */
 static int apply_transition(struct merge *m,
 			    const struct gs_cs_value *ev,
+			    const struct gs_transition *rule,
 			    bool bump,
 			    const char *grid)
 {
@@ -1464,7 +1799,7 @@ static int apply_transition(struct merge *m,
 	m->row[m->ic.state] = v_text(to);
 	if (bump)
 		m->row[m->ic.rev] = v_int(m->cur[m->ic.rev].i + 1);
-	if (strcmp(to, "dispatched") == 0 && own != NULL) {
+	if (gs__transition_assigns(rule) && own != NULL) {
 		const int take[] = { m->ic.aw, m->ic.ao, m->ic.due };
 
 		for (size_t k = 0; k < sizeof(take) / sizeof(*take); k++)
@@ -1547,6 +1882,9 @@ static int merge_event(struct merge *m, const struct gs_cs_row *r)
 	text_to(grid, sizeof(grid), &m->cur[it->scope_col]);
 	if (!in_scope(m, grid))
 		return deny(m, r->table, grid);
+	rc = event_rules(m, ev);
+	if (rc != GS_OK)
+		return rc;
 	memset(&d, 0, sizeof(d));
 	d.status = GS_APPLY_APPLIED; /* comments, evidence, urges: attached */
 	transition = v_text_is(&ev[m->ec.kind], "transition");
@@ -1581,7 +1919,7 @@ static int merge_event(struct merge *m, const struct gs_cs_row *r)
 	snprintf(m->pk, sizeof(m->pk), "%s", issue_id);
 	rc = issue_load(m, issue_id, &found);
 	if (rc == GS_OK)
-		rc = apply_transition(m, ev, d.bump_rev, grid);
+		rc = apply_transition(m, ev, d.rule, d.bump_rev, grid);
 	snprintf(m->pk, sizeof(m->pk), "%s", event_pk);
 	if (rc == GS_OK && b != NULL && in.from[0] == '\0')
 		b->created = true;

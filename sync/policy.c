@@ -155,6 +155,40 @@ void gs__transition_decide(const struct gs_transition_input *in,
 	out->reason = "concurrent";
 }
 
+bool gs__transition_assigns(const struct gs_transition *r)
+{
+	return r != NULL && r->requires != NULL &&
+	       strstr(r->requires, "assignee") != NULL;
+}
+
+/* A state field of an event that is not a transition: absent, or the
+ * state the issue is in (the state the note was written about). */
+static bool no_change(const char *s, const char *state)
+{
+	return s == NULL || s[0] == '\0' || str_eq(s, state);
+}
+
+const char *gs__event_check(const struct gs_event_input *in)
+{
+	static const char *const attach[] = { "comment", "evidence", "urge",
+					      "extend_req" };
+	unsigned role = gs__role_parse(in->actor_role);
+	bool known = false;
+
+	if (role == 0 || role != in->device_role ||
+	    in->device_worker_id == NULL ||
+	    !str_eq(in->actor_worker_id, in->device_worker_id))
+		return "actor";
+	if (str_eq(in->kind, "transition"))
+		return NULL;
+	for (size_t i = 0; i < sizeof(attach) / sizeof(*attach); i++)
+		known = known || str_eq(in->kind, attach[i]);
+	if (!known || !no_change(in->from, in->state) ||
+	    !no_change(in->to, in->state))
+		return "event";
+	return NULL;
+}
+
 enum gs_reject gs__reject_for_cs(enum gs_cs_reason reason)
 {
 	switch (reason) {

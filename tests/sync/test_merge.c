@@ -780,8 +780,8 @@ static void verify_vs_redispatch(void **state)
 	flow_fini(&w);
 }
 
-/* Moves the rule table or the role forbid are recorded as such; the
- * issue does not move. */
+/* Moves the rule table forbids are recorded as such; an event that lies
+ * about its actor's role is refused whole. The issue does not move. */
 static void forbidden_moves(void **state)
 {
 	struct fx *f = *state;
@@ -814,7 +814,12 @@ static void forbidden_moves(void **state)
 			 i, is, bad[i][0], f->gw, bad[i][1]);
 		raw_write(f, &a, sql);
 	}
-	push_ok(f, &a, &out);
+	fx_push(f, &a, &out);
+	assert_int_equal(out.n_results, 2);
+	assert_int_equal(out.results[0].result, GS_RESULT_APPLIED);
+	assert_int_equal(out.results[1].result, GS_RESULT_REJECTED);
+	assert_int_equal(out.results[1].reject_code, GS_REJECT_DENIED);
+	assert_non_null(strstr(out.results[1].reason, "(rule: actor)"));
 	gs__store_push_out_fini(&out);
 	fx_issue_state(f, is, st, sizeof(st), &rev);
 	assert_string_equal(st, "reported");
@@ -825,7 +830,7 @@ static void forbidden_moves(void **state)
 				   " 'rejected_stale' AND reject_reason ="
 				   " 'forbidden'",
 				   is),
-			 2);
+			 1);
 	fx_dev_fini(&a);
 }
 
@@ -977,8 +982,9 @@ static void household_move_republishes(void **state)
 }
 
 /* A row with a two-column key (mobilization_result), scoped through its
- * household; and a row whose parent the server does not hold, refused by
- * the schema's own constraint. */
+ * household; a row naming a task the server does not hold is refused as
+ * a reference, and one breaking a constraint of the schema by the
+ * schema itself. */
 static void composite_key_and_constraint(void **state)
 {
 	struct fx *f = *state;
@@ -1013,11 +1019,22 @@ static void composite_key_and_constraint(void **state)
 			 i == 0 ? "task-1" : "task-missing", hh);
 		raw_write(f, &a, sql);
 	}
+	/* A tag the district does not define. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO resident_tag (id, resident_id, tag_code, source,"
+		 " hlc, origin) SELECT 'tag-x', id, 'no-such-tag', 'device',"
+		 " '0000000000000001', 'dev-a' FROM resident ORDER BY id"
+		 " LIMIT 1");
+	raw_write(f, &a, sql);
 	fx_push(f, &a, &out);
+	assert_int_equal(out.n_results, 3);
 	assert_int_equal(out.results[0].result, GS_RESULT_APPLIED);
 	assert_int_equal(out.results[1].result, GS_RESULT_REJECTED);
-	assert_int_equal(out.results[1].reject_code, GS_REJECT_MALFORMED);
-	assert_non_null(strstr(out.results[1].reason, "constraint"));
+	assert_int_equal(out.results[1].reject_code, GS_REJECT_DENIED);
+	assert_non_null(strstr(out.results[1].reason, "(rule: reference)"));
+	assert_int_equal(out.results[2].result, GS_RESULT_REJECTED);
+	assert_int_equal(out.results[2].reject_code, GS_REJECT_MALFORMED);
+	assert_non_null(strstr(out.results[2].reason, "constraint"));
 	gs__store_push_out_fini(&out);
 	fx_text(db, "SELECT json_array('task-1', ?)", hh, want, sizeof(want));
 	assert_string_equal(fx_text(db,
@@ -1076,6 +1093,488 @@ static void attachment_by_owner(void **state)
 	fx_dev_fini(&a);
 }
 
+/* ---- authorization of every field a device writes ------------------------ */
+
+/* raw_write with the device's foreign keys off: a modified client can
+ * name rows its database does not hold. */
+static void raw_write_nofk(struct fx *f, struct fx_dev *d, const char *sql)
+{
+	sqlite3 *db = gs__device_db(d->dev);
+
+	assert_int_equal(
+		sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL),
+		SQLITE_OK);
+	raw_write(f, d, sql);
+	assert_int_equal(
+		sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL),
+		SQLITE_OK);
+}
+
+/* Push d's pending entries (one) and expect it refused under rule, the
+ * server's replicated rows unchanged. */
+static void push_refused(struct fx *f, struct fx_dev *d, const char *rule)
+{
+	struct gs_store_push_out out;
+	char h0[65];
+	char h1[65];
+	char want[64];
+
+	assert_gs_ok(gs__store_scope_hash(f->st, NULL, h0));
+	fx_push(f, d, &out);
+	assert_int_equal(out.n_results, 1);
+	if (out.results[0].result != GS_RESULT_REJECTED)
+		fail_msg("entry %llu was not refused (want rule %s)",
+			 (unsigned long long)out.results[0].device_seq, rule);
+	assert_int_equal(out.results[0].reject_code, GS_REJECT_DENIED);
+	snprintf(want, sizeof(want), "(rule: %s)", rule);
+	if (strstr(out.results[0].reason, want) == NULL)
+		fail_msg("reason '%s' does not name %s", out.results[0].reason,
+			 want);
+	gs__store_push_out_fini(&out);
+	assert_gs_ok(gs__store_scope_hash(f->st, NULL, h1));
+	assert_string_equal(h1, h0);
+}
+
+/* A row id of table outside worker's assignments (by SQL on the store). */
+static void foreign_row(struct fx *f,
+			const char *table,
+			const char *worker,
+			char *out,
+			size_t cap)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT id FROM %s WHERE grid_id IS NOT NULL AND grid_id NOT"
+		 " IN (SELECT grid_id FROM assignment WHERE worker_id = ?)"
+		 " ORDER BY id LIMIT 1",
+		 table);
+	store_text(f, sql, worker, out, cap);
+	assert_true(out[0] != '\0');
+}
+
+/* Another grid worker sharing a grid with f->gw. */
+static void second_gw(struct fx *f, char *out, size_t cap)
+{
+	store_text(
+		f,
+		"SELECT a2.worker_id FROM assignment a1 JOIN assignment a2"
+		" ON a2.grid_id = a1.grid_id AND a2.worker_id <> a1.worker_id"
+		" JOIN worker w ON w.id = a2.worker_id AND w.role = 'GW'"
+		" WHERE a1.worker_id = ? ORDER BY a2.worker_id LIMIT 1",
+		f->gw, out, cap);
+	assert_true(out[0] != '\0');
+}
+
+/* Every reference a row carries must lie in the device's scope: a visit
+ * of its own grid naming another grid's household, an issue naming a
+ * household or place of another grid, a household moved onto a dwelling
+ * of another grid. */
+static void authz_references(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char v[GS_ID_LEN];
+	char is[GS_ID_LEN];
+	char other[128];
+	char sql[1024];
+	char buf[128];
+
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_household(&a, hh);
+	fx_visit(&a, hh, v);
+	fx_report(&a, hh, is);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+
+	foreign_row(f, "household", f->gw, other, sizeof(other));
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO visit (id, household_id, grid_id, worker_id,"
+		 " kind, started_at, outcome, hlc, origin, created_at)"
+		 " SELECT '0190dddd-0000-7000-8000-000000000001', '%s',"
+		 " grid_id, worker_id, kind, started_at, outcome, hlc, origin,"
+		 " created_at FROM visit WHERE id = '%s'",
+		 other, v);
+	raw_write_nofk(f, &a, sql);
+	push_refused(f, &a, "reference");
+	assert_int_equal(store_int(f,
+				   "SELECT count(*) FROM visit WHERE id ="
+				   " '0190dddd-0000-7000-8000-000000000001'",
+				   NULL),
+			 0);
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET household_id = '%s' WHERE id = '%s'", other,
+		 is);
+	raw_write_nofk(f, &a, sql);
+	push_refused(f, &a, "reference");
+
+	foreign_row(f, "place", f->gw, other, sizeof(other));
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET place_id = '%s' WHERE id = '%s'", other, is);
+	raw_write_nofk(f, &a, sql);
+	push_refused(f, &a, "reference");
+	assert_string_equal(store_text(f,
+				       "SELECT ifnull(place_id, '-') FROM issue"
+				       " WHERE id = ?",
+				       is, buf, sizeof(buf)),
+			    "-");
+
+	foreign_row(f, "dwelling", f->gw, other, sizeof(other));
+	snprintf(sql, sizeof(sql),
+		 "UPDATE household SET dwelling_id = '%s' WHERE id = '%s'",
+		 other, hh);
+	raw_write_nofk(f, &a, sql);
+	push_refused(f, &a, "reference");
+
+	/* A reference inside the scope is fine. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO visit (id, household_id, grid_id, worker_id,"
+		 " kind, started_at, outcome, hlc, origin, created_at)"
+		 " SELECT '0190dddd-0000-7000-8000-000000000002', household_id,"
+		 " grid_id, worker_id, kind, started_at, outcome, hlc, origin,"
+		 " created_at FROM visit WHERE id = '%s'",
+		 v);
+	raw_write(f, &a, sql);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	fx_dev_fini(&a);
+}
+
+/* Worker and author columns name the device's own worker; the author of
+ * an insert is fixed after it. */
+static void authz_authors(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char v[GS_ID_LEN];
+	char is[GS_ID_LEN];
+	char gw2[64];
+	char sql[1024];
+	char buf[128];
+
+	second_gw(f, gw2, sizeof(gw2));
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_household(&a, hh);
+	fx_visit(&a, hh, v);
+	fx_report(&a, hh, is);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+
+	/* A visit recorded under another worker's id. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO visit (id, household_id, grid_id, worker_id,"
+		 " kind, started_at, outcome, hlc, origin, created_at)"
+		 " SELECT '0190dddd-0000-7000-8000-000000000003', household_id,"
+		 " grid_id, '%s', kind, started_at, outcome, hlc, origin,"
+		 " created_at FROM visit WHERE id = '%s'",
+		 gw2, v);
+	raw_write(f, &a, sql);
+	push_refused(f, &a, "author");
+	/* An edit signed by another worker. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE household SET note = 'x', updated_by = '%s' WHERE"
+		 " id = '%s'",
+		 gw2, hh);
+	raw_write(f, &a, sql);
+	push_refused(f, &a, "author");
+	/* The author of an issue rewritten after its insert. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET created_by = '%s' WHERE id = '%s'", gw2, is);
+	raw_write(f, &a, sql);
+	push_refused(f, &a, "fixed");
+	assert_string_equal(store_text(f,
+				       "SELECT created_by FROM issue WHERE"
+				       " id = ?",
+				       is, buf, sizeof(buf)),
+			    f->gw);
+	/* A new issue reported in another worker's name. */
+	snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO issue (id, source, category_id, title, grid_id,"
+		" reporter_worker_id, state, state_rev, hlc, origin,"
+		" created_at, created_by) SELECT"
+		" '0190dddd-0000-7000-8000-000000000004', source, category_id,"
+		" title, grid_id, '%s', 'draft', 0, hlc, origin, created_at,"
+		" created_by FROM issue WHERE id = '%s';"
+		"INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		" to_state, base_rev, actor_worker_id, actor_role, device_time,"
+		" hlc, origin) VALUES ('0190dddd-0000-7000-8000-000000000005',"
+		" '0190dddd-0000-7000-8000-000000000004', 'transition', '',"
+		" 'draft', 0, '%s', 'GW', '2025-03-01T08:30:00.000Z',"
+		" '0000000000000001', 'dev-a')",
+		gw2, is, f->gw);
+	raw_write(f, &a, sql);
+	push_refused(f, &a, "author");
+	fx_dev_fini(&a);
+}
+
+/* reporter_worker_id is the server's after the insert: a worker cannot
+ * make itself the reporter of another's issue and then withdraw it. */
+static void authz_reporter_then_cancel(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char is[GS_ID_LEN];
+	char gw2[64];
+	char sql[1024];
+	char buf[128];
+	char st[32];
+	int64_t rev;
+
+	second_gw(f, gw2, sizeof(gw2));
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_dev_init(f, &b, "dev-b", gw2, NULL, NULL);
+	fx_household(&a, hh);
+	fx_report(&a, hh, is);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	fx_pull(f, &b);
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET reporter_worker_id = '%s' WHERE id = '%s'",
+		 gw2, is);
+	raw_write(f, &b, sql);
+	push_refused(f, &b, "fixed");
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE issue SET state = 'cancelled', state_rev = 2 WHERE"
+		" id = '%s';"
+		"INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		" to_state, base_rev, actor_worker_id, actor_role, device_time,"
+		" hlc, origin) VALUES ('0190dddd-0000-7000-8000-000000000006',"
+		" '%s', 'transition', 'reported', 'cancelled', 1, '%s', 'GW',"
+		" '2025-03-01T08:30:00.000Z', '0000000000000001', 'dev-b')",
+		is, is, gw2);
+	raw_write(f, &b, sql);
+	fx_push(f, &b, &out);
+	gs__store_push_out_fini(&out);
+	fx_issue_state(f, is, st, sizeof(st), &rev);
+	assert_string_equal(st, "reported");
+	assert_int_equal(rev, 1);
+	assert_string_equal(store_text(f,
+				       "SELECT reporter_worker_id FROM issue"
+				       " WHERE id = ?",
+				       is, buf, sizeof(buf)),
+			    f->gw);
+	fx_dev_fini(&a);
+	fx_dev_fini(&b);
+}
+
+/* Events that are not transitions carry no state change and name the
+ * device's worker and role; unknown kinds are refused. */
+static void authz_event_kinds(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char is[GS_ID_LEN];
+	char gw2[64];
+	char sql[1024];
+	char buf[128];
+	char st[32];
+	int64_t rev;
+	const struct {
+		const char *kind, *from, *to, *actor, *role, *rule;
+	} bad[] = {
+		{ "comment", "'reported'", "'closed'", f->gw, "GW", "event" },
+		{ "urge", "NULL", "'cancelled'", f->gw, "GW", "event" },
+		{ "evidence", "'closed'", "'closed'", f->gw, "GW", "event" },
+		{ "comment", "NULL", "NULL", gw2, "GW", "actor" },
+		{ "extend_req", "NULL", "NULL", f->gw, "DC", "actor" },
+		{ "comment", "NULL", "NULL", NULL, "GW", "actor" },
+		{ "approve", "NULL", "NULL", f->gw, "GW", "event" },
+		{ "transition", "'reported'", "'cancelled'", gw2, "GW",
+		  "actor" },
+	};
+
+	second_gw(f, gw2, sizeof(gw2));
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_household(&a, hh);
+	fx_report(&a, hh, is);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char actor[80];
+
+		snprintf(actor, sizeof(actor), "%s%s%s",
+			 bad[i].actor ? "'" : "",
+			 bad[i].actor ? bad[i].actor : "NULL",
+			 bad[i].actor ? "'" : "");
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO issue_event (id, issue_id, kind,"
+			 " from_state, to_state, base_rev, actor_worker_id,"
+			 " actor_role, note, device_time, hlc, origin) VALUES"
+			 " ('0190eeee-0000-7000-8000-00000000000%zu', '%s',"
+			 " '%s', %s, %s, 1, %s, '%s', '催办',"
+			 " '2025-03-01T08:30:00.000Z', '0000000000000001',"
+			 " 'dev-a')",
+			 i, is, bad[i].kind, bad[i].from, bad[i].to, actor,
+			 bad[i].role);
+		raw_write(f, &a, sql);
+		push_refused(f, &a, bad[i].rule);
+	}
+	/* A plain comment, and one that names the state it was made in. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		 " to_state, actor_worker_id, actor_role, note, device_time,"
+		 " hlc, origin) VALUES ('0190eeee-0000-7000-8000-0000000000aa',"
+		 " '%s', 'comment', NULL, NULL, '%s', 'GW', '已电话联系',"
+		 " '2025-03-01T08:30:00.000Z', '0000000000000001', 'dev-a'),"
+		 " ('0190eeee-0000-7000-8000-0000000000ab', '%s', 'urge',"
+		 " 'reported', 'reported', '%s', 'GW', NULL,"
+		 " '2025-03-01T08:30:00.000Z', '0000000000000001', 'dev-a')",
+		 is, f->gw, is, f->gw);
+	raw_write(f, &a, sql);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	assert_string_equal(store_text(f,
+				       "SELECT group_concat(apply_status) FROM"
+				       " (SELECT apply_status FROM issue_event"
+				       " WHERE id LIKE '0190eeee-%' ORDER BY"
+				       " id)",
+				       NULL, buf, sizeof(buf)),
+			    "applied,applied");
+	fx_issue_state(f, is, st, sizeof(st), &rev);
+	assert_string_equal(st, "reported");
+	assert_int_equal(rev, 1);
+	fx_dev_fini(&a);
+}
+
+/* handled -> dispatched (rework) sends the order back to its current
+ * assignee: another grid worker of the grid cannot take it over with the
+ * entry's assignee and deadline, and a legitimate rework keeps them. */
+static void authz_rework_keeps_assignee(void **state)
+{
+	struct fx *f = *state;
+	struct flow w;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	char gw2[64];
+	char sql[1536];
+	char buf[128];
+	char due[64];
+	char st[32];
+	int64_t rev;
+
+	flow_to_dispatched(f, &w);
+	fx_move(&w.gw, w.is, "in_progress", NULL, GS_OK);
+	fx_move(&w.gw, w.is, "handled", NULL, GS_OK);
+	push_ok(f, &w.gw, &out);
+	gs__store_push_out_fini(&out);
+	store_text(f, "SELECT due_at FROM issue WHERE id = ?", w.is, due,
+		   sizeof(due));
+	second_gw(f, gw2, sizeof(gw2));
+	fx_dev_init(f, &b, "dev-b", gw2, NULL, NULL);
+	fx_pull(f, &b);
+
+	/* The takeover, as the stock client wrote it before. */
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE issue SET state = 'dispatched', state_rev = 6,"
+		" assignee_worker_id = '%s',"
+		" due_at = '2099-01-01T00:00:00.000Z' WHERE id = '%s';"
+		"INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		" to_state, base_rev, actor_worker_id, actor_role, device_time,"
+		" hlc, origin) VALUES ('0190ffff-0000-7000-8000-000000000001',"
+		" '%s', 'transition', 'handled', 'dispatched', 5, '%s', 'GW',"
+		" '2025-03-01T08:30:00.000Z', '0000000000000001', 'dev-b')",
+		gw2, w.is, w.is, gw2);
+	raw_write(f, &b, sql);
+	push_refused(f, &b, "governed");
+	/* A new deadline alone is no better (the device still shows its
+	 * refused move: nothing here pulls and undoes it). */
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE issue SET due_at = '2098-01-01T00:00:00.000Z' WHERE"
+		" id = '%s';"
+		"INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		" to_state, base_rev, actor_worker_id, actor_role, device_time,"
+		" hlc, origin) VALUES ('0190ffff-0000-7000-8000-000000000002',"
+		" '%s', 'transition', 'handled', 'dispatched', 5, '%s', 'GW',"
+		" '2025-03-01T08:30:00.000Z', '0000000000000001', 'dev-b')",
+		w.is, w.is, gw2);
+	raw_write(f, &b, sql);
+	push_refused(f, &b, "governed");
+	/* Nor an assignee changed without any move. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET assignee_worker_id = '%s' WHERE id = '%s'",
+		 f->cs, w.is);
+	raw_write(f, &b, sql);
+	push_refused(f, &b, "governed");
+	fx_issue_state(f, w.is, st, sizeof(st), &rev);
+	assert_string_equal(st, "handled");
+	assert_int_equal(rev, 5);
+
+	/* The real rework (on the server's row again): back to the
+	 * assignee, same deadline. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE issue SET state = 'handled', state_rev = 5,"
+		 " assignee_worker_id = '%s', due_at = '%s' WHERE id = '%s'",
+		 f->gw, due, w.is);
+	assert_int_equal(
+		sqlite3_exec(gs__device_db(b.dev), sql, NULL, NULL, NULL),
+		SQLITE_OK); /* not captured */
+	fx_move(&b, w.is, "dispatched", NULL, GS_OK);
+	push_ok(f, &b, &out);
+	gs__store_push_out_fini(&out);
+	fx_issue_state(f, w.is, st, sizeof(st), &rev);
+	assert_string_equal(st, "dispatched");
+	assert_int_equal(rev, 6);
+	assert_string_equal(store_text(f,
+				       "SELECT assignee_worker_id FROM issue"
+				       " WHERE id = ?",
+				       w.is, buf, sizeof(buf)),
+			    f->gw);
+	assert_string_equal(store_text(f,
+				       "SELECT due_at FROM issue WHERE id = ?",
+				       w.is, buf, sizeof(buf)),
+			    due);
+	fx_dev_fini(&b);
+	flow_fini(&w);
+}
+
+/* The handheld refuses at once what the server would: a rework that names
+ * an assignee or a deadline, a withdrawal by somebody else. */
+static void authz_client_refuses_offline(void **state)
+{
+	struct fx *f = *state;
+	struct flow w;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	struct gs_status s0;
+	struct gs_status s1;
+	char gw2[64];
+	char hh[GS_UUID_LEN];
+	char is[GS_ID_LEN];
+
+	flow_to_dispatched(f, &w);
+	fx_move(&w.gw, w.is, "in_progress", NULL, GS_OK);
+	fx_move(&w.gw, w.is, "handled", NULL, GS_OK);
+	fx_household(&w.gw, hh);
+	fx_report(&w.gw, hh, is);
+	push_ok(f, &w.gw, &out);
+	gs__store_push_out_fini(&out);
+	second_gw(f, gw2, sizeof(gw2));
+	fx_dev_init(f, &b, "dev-b", gw2, NULL, NULL);
+	fx_pull(f, &b);
+	assert_gs_ok(gs_device_status(b.dev, &s0));
+	fx_move(&b, w.is, "dispatched", gw2, GS_EINVAL);
+	fx_move(&b, is, "cancelled", NULL, GS_ESTATE);
+	assert_gs_ok(gs_device_status(b.dev, &s1));
+	assert_int_equal(s1.outbox_depth, s0.outbox_depth);
+	fx_dev_fini(&b);
+	flow_fini(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1109,6 +1608,17 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(attachment_by_owner, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(authz_references, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(authz_authors, setup, teardown),
+		cmocka_unit_test_setup_teardown(authz_reporter_then_cancel,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(authz_event_kinds, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(authz_rework_keeps_assignee,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(authz_client_refuses_offline,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -224,6 +224,97 @@ static void transitions(void **state)
 	assert_string_equal(gs__apply_status_name(NR), "needs_review");
 }
 
+/* Only a dispatch sets the assignee and the deadline (rules 10, 14). */
+static void assigning_rules(void **state)
+{
+	size_t n;
+	const struct gs_transition *all = gs__transitions(&n);
+	size_t assigning = 0;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		bool want = strcmp(all[i].to, "dispatched") == 0 &&
+			    (strcmp(all[i].from, "accepted") == 0 ||
+			     strcmp(all[i].from, "returned") == 0);
+
+		assert_int_equal(gs__transition_assigns(&all[i]), want);
+		/* ... and only roles that may assign make it. */
+		if (want)
+			assert_int_equal(
+				all[i].roles & (GS_ROLE_GW | GS_ROLE_DH), 0);
+		assigning += want;
+	}
+	assert_int_equal(assigning, 2);
+	assert_false(gs__transition_assigns(
+		gs__transition_find("handled", "dispatched")));
+	assert_false(gs__transition_assigns(NULL));
+}
+
+/* Every event names the device as actor; only a transition changes the
+ * state. */
+static void event_rules(void **state)
+{
+	static const struct {
+		const char *kind, *from, *to, *actor, *role;
+		unsigned dev_role;
+		const char *dev_worker;
+		const char *want;
+	} cases[] = {
+		{ "comment", NULL, NULL, "w1", "GW", GS_ROLE_GW, "w1", NULL },
+		{ "evidence", "", "", "w1", "GW", GS_ROLE_GW, "w1", NULL },
+		{ "urge", "reported", "reported", "c1", "CS", GS_ROLE_CS, "c1",
+		  NULL },
+		{ "extend_req", NULL, "reported", "d1", "DH", GS_ROLE_DH, "d1",
+		  NULL },
+		{ "transition", "reported", "cancelled", "w1", "GW", GS_ROLE_GW,
+		  "w1", NULL },
+		/* a state change smuggled into a comment */
+		{ "comment", "reported", "closed", "w1", "GW", GS_ROLE_GW, "w1",
+		  "event" },
+		{ "urge", NULL, "cancelled", "w1", "GW", GS_ROLE_GW, "w1",
+		  "event" },
+		{ "evidence", "closed", "closed", "w1", "GW", GS_ROLE_GW, "w1",
+		  "event" },
+		/* unknown kinds, a missing kind */
+		{ "approve", NULL, NULL, "w1", "GW", GS_ROLE_GW, "w1",
+		  "event" },
+		{ NULL, NULL, NULL, "w1", "GW", GS_ROLE_GW, "w1", "event" },
+		/* somebody else, another role, nobody, an unknown role */
+		{ "comment", NULL, NULL, "w2", "GW", GS_ROLE_GW, "w1",
+		  "actor" },
+		{ "comment", NULL, NULL, "w1", "DC", GS_ROLE_GW, "w1",
+		  "actor" },
+		{ "comment", NULL, NULL, NULL, "GW", GS_ROLE_GW, "w1",
+		  "actor" },
+		{ "comment", NULL, NULL, "w1", "XX", GS_ROLE_GW, "w1",
+		  "actor" },
+		{ "transition", "reported", "cancelled", "w2", "GW", GS_ROLE_GW,
+		  "w1", "actor" },
+		{ "transition", "reported", "accepted", "w1", "SC", GS_ROLE_GW,
+		  "w1", "actor" },
+		/* a device without a worker names nobody */
+		{ "comment", NULL, NULL, "w1", "GW", GS_ROLE_GW, NULL,
+		  "actor" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct gs_event_input in = {
+			cases[i].kind,     cases[i].from,       cases[i].to,
+			"reported",        cases[i].actor,      cases[i].role,
+			cases[i].dev_role, cases[i].dev_worker,
+		};
+		const char *got = gs__event_check(&in);
+
+		if ((got == NULL) != (cases[i].want == NULL) ||
+		    (got != NULL && strcmp(got, cases[i].want) != 0))
+			fail_msg("case %zu (%s): got %s, want %s", i,
+				 cases[i].kind ? cases[i].kind : "-",
+				 got ? got : "ok",
+				 cases[i].want ? cases[i].want : "ok");
+	}
+}
+
 static void reject_codes(void **state)
 {
 	(void)state;
@@ -249,6 +340,8 @@ int main(void)
 		cmocka_unit_test(clamp),
 		cmocka_unit_test(column_decision),
 		cmocka_unit_test(transitions),
+		cmocka_unit_test(assigning_rules),
+		cmocka_unit_test(event_rules),
 		cmocka_unit_test(reject_codes),
 	};
 

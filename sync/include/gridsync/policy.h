@@ -132,6 +132,41 @@ struct gs_transition_decision {
 void gs__transition_decide(const struct gs_transition_input *in,
 			   struct gs_transition_decision *out);
 
+/* ---- authorization of issue events and assignment ---------------------- */
+
+/*
+ * Does rule r set the assignee and the deadline? Only a dispatch does
+ * (DOMAIN.md rules 10 and 14: accepted or returned -> dispatched, by a
+ * community, street or district centre). handled -> dispatched (rule 20,
+ * rework) returns the order to the assignee it has. False for NULL.
+ */
+bool gs__transition_assigns(const struct gs_transition *r);
+
+/* An uploaded issue_event of any kind, before its verdict. Strings are
+ * NUL-terminated, NULL where the row holds NULL. */
+struct gs_event_input {
+	const char *kind;             /* "transition", "comment", ... */
+	const char *from;             /* from_state */
+	const char *to;               /* to_state */
+	const char *state;            /* the issue's current state */
+	const char *actor_worker_id;  /* as the event claims */
+	const char *actor_role;       /* as the event claims */
+	unsigned device_role;         /* GS_ROLE_* of the pushing device */
+	const char *device_worker_id; /* its worker */
+};
+
+/*
+ * The authorization rule an uploaded event breaks, or NULL if none
+ * (docs/SYNC.md, "Authorization"). Every kind names the device's own
+ * worker as actor with the device's role ("actor"). The kinds are
+ * "transition" (then decided by gs__transition_decide) and the ones that
+ * only attach content to a work order: "comment", "evidence", "urge",
+ * "extend_req"; those carry no state change: from_state and to_state are
+ * each NULL, empty or the issue's current state ("event"). Any other kind
+ * is "event" too. Static strings.
+ */
+const char *gs__event_check(const struct gs_event_input *in);
+
 /* ---- rejections ------------------------------------------------------ */
 
 /* The PushAck code for a changeset the strict parser refused: a table or
