@@ -8,7 +8,9 @@
  * the bytes' hash, validate them with the strict parser (uploaded bytes
  * never reach SQLite's changeset functions), then inside a savepoint merge
  * row by row: tables in manifest order so parents precede children, every
- * row authorised against its current server scope, merged by class (D
+ * row authorised against its current server scope and every value it
+ * claims (references, authors, governed columns, event actors: docs/
+ * SYNC.md "Authorization"), merged by class (D
  * per column last writer wins, S the same for descriptive columns and the
  * state machine for the governed ones, A insert-if-new), every touched row
  * republished under a new server_seq so that devices pull the canonical
