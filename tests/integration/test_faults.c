@@ -13,9 +13,10 @@
  *
  * Seeded (GS_TEST_SEED replays a run); the temporary directory (databases,
  * server.log, faults.log: one line per faulted sync) is kept on failure.
- * Plain-TCP bit flips in a Push are known to be refused for good (HASH,
- * the device then drops the entry); that scenario runs only with
- * GS_FAULT_KNOWN=1 (docs/TESTING.md).
+ * Plain-TCP bit flips and frames replayed from another device's
+ * connection are known to break convergence or lose entries (plain TCP
+ * has no integrity or peer authentication; docs/TESTING.md); those run
+ * only with GS_FAULT_KNOWN=1.
  */
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,12 @@
 #define MAX_HH     16
 #define MAX_VISITS 4096
 #define CONVERGE_S 30
+
+#define FAULT(m, d, k_, dl, ms)                                     \
+	{                                                           \
+		.mode = (m), .dir = (enum gs_fp_dir)(d), .k = (k_), \
+		.delta = (dl), .delay_ms = (ms), .tag = 0           \
+	}
 
 struct fx {
 	struct gs_ctx *ctx;
@@ -44,6 +51,7 @@ struct fx {
 	int n_visits;
 	int syncs_ok, syncs_failed;
 	char category[32];
+	bool cross_device; /* replays may take another device's frames */
 };
 
 static unsigned rnd(struct fx *f, unsigned n)
@@ -93,6 +101,7 @@ static void setup(struct fx *f, bool tls, const char *test)
 	gs_itest_server_start(&f->srv, NULL);
 	f->fp = gs_fp_start(f->srv.addr, tls, f->rng ^ 0x5eedull);
 	assert_non_null(f->fp);
+	gs_fp_log(f->fp, gs_test_path(f->dir, "frames.log"));
 	workers[0] = f->w.gw_a;
 	scopes[0] = f->w.grid_a;
 	workers[1] = f->w.gw_b;
@@ -265,12 +274,44 @@ static void teardown(struct fx *f)
 	gs_test_tmpdir_free(f->dir);
 }
 
+static int first_seq(const struct gs_row *row, void *payload)
+{
+	*(int64_t *)payload = strtoll(gs_row_get(row, "seq"), NULL, 10);
+	return 1;
+}
+
+/* Every entry the device no longer holds as pending was acknowledged, so
+ * the server must have judged it: checked after every faulted sync. */
+static void check_acked(struct fx *f, int i, const char *what)
+{
+	struct gs_status st;
+	int64_t pending = -1;
+	int64_t acked, judged;
+
+	assert_gs_ok(gs_device_status(f->dev[i], &st));
+	assert_true(gs_outbox_list(f->dev[i], first_seq, &pending) >= 0);
+	acked = pending > 0 ? pending - 1 : (int64_t)st.last_seq;
+	judged = gs_itest_server_int(&f->srv,
+				     "SELECT count(*) FROM srv_received"
+				     " WHERE device_id = ? AND reject_code = 0",
+				     f->name[i]);
+	if (judged < acked)
+		fail_msg("after %s: %s dropped entries up to %lld from its"
+			 " outbox, the server holds %lld",
+			 what, f->name[i], (long long)acked, (long long)judged);
+}
+
 /* One faulted sync: device i works, then syncs under fault. */
 static void
-trial(struct fx *f, const struct gs_fp_fault *fault, uint64_t timeout_ms)
+trial(struct fx *f, const struct gs_fp_fault *in, uint64_t timeout_ms)
 {
 	int i = (int)rnd(f, NDEV);
+	struct gs_fp_fault tagged = *in;
+	const struct gs_fp_fault *fault = &tagged;
 	int rc;
+
+	/* Replays stay within a device unless asked otherwise. */
+	tagged.tag = f->cross_device ? 0 : (unsigned)i + 1;
 
 	work(f, i);
 	if (rnd(f, 2) == 0)
@@ -284,6 +325,7 @@ trial(struct fx *f, const struct gs_fp_fault *fault, uint64_t timeout_ms)
 		gs_errname(rc));
 	fflush(f->log);
 	gs_fp_set(f->fp, NULL);
+	check_acked(f, i, gs_fp_mode_name(fault->mode));
 }
 
 /* The most frames one sync sends each way, from a few clean syncs. */
@@ -317,30 +359,34 @@ static void framed_faults(void **state, bool known)
 		/* Cut at every frame boundary -1, 0, +1. */
 		for (uint64_t k = 0; k <= frames; k++)
 			for (int delta = -1; delta <= 1; delta++) {
-				struct gs_fp_fault fl = { GS_FP_CUT, dir, k,
-							  delta, 0 };
+				struct gs_fp_fault fl =
+					FAULT(GS_FP_CUT, dir, k, delta, 0);
 
 				if (k == 0 && delta < 0)
 					continue;
 				trial(&f, &fl, 5000);
 			}
 		for (uint64_t k = 0; k < frames; k++) {
-			struct gs_fp_fault dup = { GS_FP_DUPLICATE, dir, k, 0,
-						   0 };
-			struct gs_fp_fault re = { GS_FP_REORDER, dir, k, 0, 0 };
-			struct gs_fp_fault rp = { GS_FP_REPLAY, dir, k, 0, 0 };
+			struct gs_fp_fault dup =
+				FAULT(GS_FP_DUPLICATE, dir, k, 0, 0);
+			struct gs_fp_fault re =
+				FAULT(GS_FP_REORDER, dir, k, 0, 0);
+			struct gs_fp_fault rp =
+				FAULT(GS_FP_REPLAY, dir, k, 0, 0);
 
 			trial(&f, &dup, 5000);
 			trial(&f, &re, 5000);
 			trial(&f, &rp, 5000);
 		}
 		{
-			struct gs_fp_fault dl = { GS_FP_DELAY, dir, 0, 0, 150 };
-			struct gs_fp_fault tr = { GS_FP_TRICKLE, dir, 0, 0, 1 };
-			struct gs_fp_fault bh0 = { GS_FP_BLACKHOLE, dir, 0, 0,
-						   0 };
-			struct gs_fp_fault bh1 = { GS_FP_BLACKHOLE, dir, 1, 0,
-						   0 };
+			struct gs_fp_fault dl =
+				FAULT(GS_FP_DELAY, dir, 0, 0, 150);
+			struct gs_fp_fault tr =
+				FAULT(GS_FP_TRICKLE, dir, 0, 0, 1);
+			struct gs_fp_fault bh0 =
+				FAULT(GS_FP_BLACKHOLE, dir, 0, 0, 0);
+			struct gs_fp_fault bh1 =
+				FAULT(GS_FP_BLACKHOLE, dir, 1, 0, 0);
 
 			trial(&f, &dl, 10000);
 			trial(&f, &tr, 10000);
@@ -349,13 +395,23 @@ static void framed_faults(void **state, bool known)
 		}
 	}
 	if (known) {
+		/* Another device's frames replayed: over plain TCP the
+		 * server takes the device id from Hello, so this is an
+		 * impersonation only TLS prevents. */
+		f.cross_device = true;
+		for (uint64_t k = 0; k < frames; k++)
+			for (int dir = 0; dir < 2; dir++) {
+				struct gs_fp_fault rp =
+					FAULT(GS_FP_REPLAY, dir, k, 0, 0);
+
+				trial(&f, &rp, 3000);
+			}
 		/* Bit flips anywhere in any frame, both directions. */
 		for (int r = 0; r < 3; r++)
 			for (uint64_t k = 0; k < frames; k++)
 				for (int dir = 0; dir < 2; dir++) {
-					struct gs_fp_fault fl = { GS_FP_FLIP,
-								  dir, k, 0,
-								  0 };
+					struct gs_fp_fault fl =
+						FAULT(GS_FP_FLIP, dir, k, 0, 0);
 
 					trial(&f, &fl, 3000);
 				}
@@ -373,8 +429,10 @@ static void framed_faults_converge(void **state)
 static void plain_bit_flips_converge(void **state)
 {
 	if (getenv("GS_FAULT_KNOWN") == NULL) {
-		fprintf(stderr, "# skipped: plain-TCP bit flips are a known"
-				" failure (GS_FAULT_KNOWN=1 runs them)\n");
+		fprintf(stderr,
+			"# skipped: plain-TCP bit flips and cross-device"
+			" replays are a known failure"
+			" (GS_FAULT_KNOWN=1 runs them)\n");
 		skip();
 	}
 	framed_faults(state, true);
@@ -392,22 +450,24 @@ static void tls_faults_converge(void **state)
 	setup(&f, true, "faults.tls");
 	for (int dir = 0; dir < 2; dir++) {
 		for (size_t b = 0; b < sizeof(bytes) / sizeof(bytes[0]); b++) {
-			struct gs_fp_fault cut = { GS_FP_CUT, dir, bytes[b], 0,
-						   0 };
-			struct gs_fp_fault flip = { GS_FP_FLIP, dir, bytes[b],
-						    0, 0 };
+			struct gs_fp_fault cut =
+				FAULT(GS_FP_CUT, dir, bytes[b], 0, 0);
+			struct gs_fp_fault flip =
+				FAULT(GS_FP_FLIP, dir, bytes[b], 0, 0);
 
 			trial(&f, &cut, 5000);
 			trial(&f, &flip, 5000);
 		}
 		{
-			struct gs_fp_fault rnd_flip = { GS_FP_FLIP, dir,
-							200 + rnd(&f, 4000), 0,
-							0 };
-			struct gs_fp_fault dl = { GS_FP_DELAY, dir, 0, 0, 150 };
-			struct gs_fp_fault tr = { GS_FP_TRICKLE, dir, 0, 0, 1 };
-			struct gs_fp_fault bh = { GS_FP_BLACKHOLE, dir,
-						  300 + rnd(&f, 2000), 0, 0 };
+			struct gs_fp_fault rnd_flip = FAULT(
+				GS_FP_FLIP, dir, 200 + rnd(&f, 4000), 0, 0);
+			struct gs_fp_fault dl =
+				FAULT(GS_FP_DELAY, dir, 0, 0, 150);
+			struct gs_fp_fault tr =
+				FAULT(GS_FP_TRICKLE, dir, 0, 0, 1);
+			struct gs_fp_fault bh =
+				FAULT(GS_FP_BLACKHOLE, dir, 300 + rnd(&f, 2000),
+				      0, 0);
 
 			trial(&f, &rnd_flip, 5000);
 			trial(&f, &dl, 10000);

@@ -48,6 +48,7 @@ struct dir {
 
 struct replay_frame {
 	uint64_t conn_id;
+	unsigned tag;
 	uint8_t *data;
 	size_t len;
 };
@@ -62,6 +63,7 @@ struct gs_fp {
 	struct sockaddr_in upstream;
 	bool tls;
 	uint64_t rng;
+	FILE *log; /* loop thread only, once running */
 	/* under mu */
 	struct gs_fp_fault fault;
 	struct gs_fp_stats stats;
@@ -129,6 +131,25 @@ const char *gs_fp_mode_name(enum gs_fp_mode mode)
 
 	return (unsigned)mode < sizeof(names) / sizeof(names[0]) ? names[mode]
 								 : "?";
+}
+
+/* The message type of a frame: the envelope's first field number. */
+static unsigned frame_type(const uint8_t *p, size_t n)
+{
+	return n > 4 ? p[4] >> 3 : 0;
+}
+
+static void note(struct dir *d, const char *what, const uint8_t *p, size_t n)
+{
+	FILE *log = d->c->fp->log;
+
+	if (log == NULL)
+		return;
+	fprintf(log, "conn %llu %s frame %llu len %zu type %u%s%s\n",
+		(unsigned long long)d->c->id, d->idx ? "s2c" : "c2s",
+		(unsigned long long)(d->frames ? d->frames - 1 : 0), n,
+		d->c->fp->tls ? 0 : frame_type(p, n), what[0] ? " " : "", what);
+	fflush(log);
 }
 
 static void fired(struct conn *c)
@@ -332,6 +353,7 @@ static void keep_for_replay(struct conn *c, int idx, const uint8_t *p, size_t n)
 		free(r->data);
 	}
 	r->conn_id = c->id;
+	r->tag = c->f.tag;
 	r->data = xmemdup(p, n);
 	r->len = n;
 }
@@ -348,8 +370,10 @@ static void replay_one(struct dir *d)
 	for (unsigned i = 0; i < n; i++) {
 		struct replay_frame *r = &fp->replay[d->idx][(start + i) % n];
 
-		if (r->conn_id != d->c->id) {
+		if (r->conn_id != d->c->id && r->tag == d->c->f.tag) {
 			emit(d, r->data, r->len);
+			note(d, "replayed (an earlier connection's)", r->data,
+			     r->len);
 			fired(d->c);
 			return;
 		}
@@ -413,6 +437,7 @@ unit(struct dir *d, const uint8_t *p, size_t n, uint64_t start, uint64_t fno)
 			at = start + n;
 		emit(d, p, (size_t)(at - start));
 		fired(c);
+		note(d, "cut here", p, (size_t)(at - start));
 		emit_close(d);
 		d->dead = true;
 		c->d[!d->idx].dead = true;
@@ -429,6 +454,7 @@ unit(struct dir *d, const uint8_t *p, size_t n, uint64_t start, uint64_t fno)
 		}
 		emit(d, p, (size_t)(at - start));
 		fired(c);
+		note(d, "black hole from here", p, n);
 		d->dead = true;
 		c->d[!d->idx].dead = true;
 		return;
@@ -446,6 +472,7 @@ unit(struct dir *d, const uint8_t *p, size_t n, uint64_t start, uint64_t fno)
 		pos = framed ? fp_rand(c->fp) % n : f->k - start;
 		q[pos] ^= (uint8_t)(1u << (fp_rand(c->fp) % 8));
 		emit(d, q, n);
+		note(d, "bit flipped", q, n);
 		free(q);
 		fired(c);
 		return;
@@ -454,6 +481,7 @@ unit(struct dir *d, const uint8_t *p, size_t n, uint64_t start, uint64_t fno)
 		emit(d, p, n);
 		if (framed && fno == f->k) {
 			emit(d, p, n);
+			note(d, "sent twice", p, n);
 			fired(c);
 		}
 		return;
@@ -469,6 +497,7 @@ unit(struct dir *d, const uint8_t *p, size_t n, uint64_t start, uint64_t fno)
 		if (d->held != NULL) {
 			uv_timer_stop(&d->hold_timer);
 			emit(d, d->held, d->held_len);
+			note(d, "sent before the held one", p, n);
 			free(d->held);
 			d->held = NULL;
 			fired(c);
@@ -541,6 +570,7 @@ static void take(struct dir *d, const uint8_t *p, size_t n)
 			d->in_off += d->flen;
 			d->flen = 0;
 			keep_for_replay(c, d->idx, d->f, d->need);
+			note(d, "", d->f, d->need);
 			unit(d, d->f, d->need, start, fno);
 		}
 	}
@@ -707,6 +737,13 @@ fail:
 	return NULL;
 }
 
+void gs_fp_log(struct gs_fp *fp, const char *path)
+{
+	pthread_mutex_lock(&fp->mu);
+	fp->log = fopen(path, "w");
+	pthread_mutex_unlock(&fp->mu);
+}
+
 const char *gs_fp_addr(const struct gs_fp *fp)
 {
 	return fp->addr;
@@ -757,6 +794,8 @@ void gs_fp_stop(struct gs_fp *fp)
 	uv_async_send(&fp->async);
 	pthread_join(fp->thread, NULL);
 	uv_loop_close(&fp->loop);
+	if (fp->log != NULL)
+		fclose(fp->log);
 	for (int i = 0; i < 2; i++)
 		for (unsigned j = 0; j < fp->replay_n[i]; j++)
 			free(fp->replay[i][j].data);

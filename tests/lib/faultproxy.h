@@ -53,6 +53,11 @@ struct gs_fp_fault {
 	uint64_t k;
 	int delta;
 	unsigned delay_ms; /* DELAY: every chunk; TRICKLE: per byte */
+	/* The connection's peer as the test knows it (e.g. device number
+	 * + 1): REPLAY takes frames only from earlier connections with the
+	 * same tag. Over plain TCP a frame of another device's connection
+	 * is an impersonation only TLS can stop, not a replay. */
+	unsigned tag;
 };
 
 struct gs_fp;
@@ -68,6 +73,10 @@ struct gs_fp_stats {
  * NULL on failure. The listening address is gs_fp_addr(). */
 struct gs_fp *gs_fp_start(const char *upstream, bool tls, uint64_t seed);
 const char *gs_fp_addr(const struct gs_fp *fp);
+
+/* Log every frame (connection, direction, number, length, message type,
+ * and what the proxy did to it) to path; call before any connection. */
+void gs_fp_log(struct gs_fp *fp, const char *path);
 
 /* Set the fault for connections accepted from now on (NULL: none). */
 void gs_fp_set(struct gs_fp *fp, const struct gs_fp_fault *fault);
