@@ -18,6 +18,7 @@
 #include <gridsync/changeset.h>
 #include <gridsync/client_internal.h>
 #include <gridsync/hlc.h>
+#include <gridsync/outbox.h>
 #include <gridsync/schema.h>
 #include <gridsync/synth.h>
 #include <gridsync/transport.h>
@@ -696,6 +697,51 @@ int gs_outbox_list(struct gs_device *dev, gs_row_cb cb, void *payload)
 		NULL);
 }
 
+int gs_outbox_recover(struct gs_device *dev,
+		      const char *table,
+		      const char *id,
+		      uint64_t *seq_out)
+{
+	const struct gs_table *t;
+	uint64_t seq = 0;
+	uint64_t hlc = 0;
+	size_t rows = 0;
+	int rc;
+
+	GS_CHECK_ARG(dev != NULL && table != NULL && id != NULL);
+	t = gs__manifest_find(table);
+	if (t == NULL || t->cls == GS_CLASS_R)
+		return gs__err(dev->ctx, GS_EINVAL,
+			       "%.64s is not a table of device data", table);
+	rc = gs__db_exec(dev->ctx, dev->db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
+	rc = gs__capture_state(dev->cap, &seq, &hlc);
+	if (rc == GS_OK)
+		rc = gs__outbox_key_add(dev->ctx, dev->db, t->name, id);
+	if (rc == GS_OK)
+		rc = gs__outbox_recapture(
+			dev->ctx, dev->db,
+			gs__hlc_next(hlc, gs__clock_wall_ms(dev->ctx)), &rows);
+	if (rc == GS_OK && rows == 0)
+		rc = gs__err(dev->ctx, GS_ENOTFOUND,
+			     "no %s row with id %.64s: nothing to send",
+			     t->name, id);
+	if (rc == GS_OK)
+		rc = gs__capture_state(dev->cap, &seq, &hlc);
+	if (rc == GS_OK)
+		rc = gs__db_exec(dev->ctx, dev->db, "COMMIT");
+	if (rc != GS_OK) {
+		sqlite3_exec(dev->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(dev->db, "DELETE FROM temp.gs_rekey", NULL, NULL,
+			     NULL);
+		return rc;
+	}
+	if (seq_out != NULL)
+		*seq_out = seq;
+	return GS_OK;
+}
+
 int gs_outbox_get(struct gs_device *dev,
 		  uint64_t seq,
 		  uint8_t **data_out,
@@ -787,7 +833,8 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 			" FROM gs_outbox),"
 			" (SELECT count(*) FROM household WHERE deleted = 0),"
 			" (SELECT count(*) FROM visit WHERE deleted = 0),"
-			" (SELECT count(*) FROM issue WHERE deleted = 0)");
+			" (SELECT count(*) FROM issue WHERE deleted = 0),"
+			" (SELECT count(*) FROM gs_quarantine)");
 	if (rc == GS_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -798,6 +845,8 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 			out->households = (uint64_t)sqlite3_column_int64(st, 2);
 			out->visits = (uint64_t)sqlite3_column_int64(st, 3);
 			out->issues = (uint64_t)sqlite3_column_int64(st, 4);
+			out->quarantined =
+				(uint64_t)sqlite3_column_int64(st, 5);
 			rc = GS_OK;
 		} else {
 			rc = gs__err_from_sqlite(dev->ctx, rc, dev->db);

@@ -27,6 +27,7 @@
 #include <gridsync/apply.h>
 #include <gridsync/engine.h>
 #include <gridsync/hlc.h>
+#include <gridsync/outbox.h>
 #include <gridsync/schema.h>
 #include <gridsync/transport.h>
 #include <gridsync/wire.h>
@@ -253,40 +254,19 @@ static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 	return rc == GS_OK ? send_push(r) : rc;
 }
 
-/* Conflicts this device took part in, for `gridsync conflicts`. */
-static int record_conflicts(struct run *r, const struct gs_msg_push_ack *a)
+/* Whether a refusal may heal: the server did not record it, so the entry
+ * stays pending and is sent again. A server that says nothing about it
+ * (older than the final flag) records every refusal but these. */
+static bool refusal_may_heal(const struct gs_push_result *res)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = GS_OK;
-
-	if (a->n_conflicts == 0)
-		return GS_OK;
-	rc = gs__db_prepare(r->ctx, r->dev->db, &st,
-			    "INSERT INTO gs_conflict (device_seq, tbl, pk, col,"
-			    " reason, winner, winner_hlc, loser_hlc, at)"
-			    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-	for (size_t i = 0; rc == GS_OK && i < a->n_conflicts; i++) {
-		const struct gs_conflict *c = &a->conflicts[i];
-		bool lost = strcmp(c->loser.device_id, r->dev->device_id) == 0;
-
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->device_seq);
-		sqlite3_bind_text(st, 2, c->table, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, c->pk, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, c->column, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5,
-				  lost ? "lost: a later write won"
-				       : "won over a concurrent write",
-				  -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, c->winner.device_id, -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, (sqlite3_int64)c->winner.hlc);
-		sqlite3_bind_int64(st, 8, (sqlite3_int64)c->loser.hlc);
-		sqlite3_bind_int64(st, 9, gs__clock_wall_ms(r->ctx));
-		rc = gs__db_step_done(r->ctx, r->dev->db, st);
-	}
-	sqlite3_finalize(st);
-	r->sum->conflicts += a->n_conflicts;
-	return rc;
+	if (res->result != GS_RESULT_REJECTED)
+		return false;
+	if (res->has_final)
+		return !res->final;
+	return res->reject_code == GS_REJECT_HASH ||
+	       res->reject_code == GS_REJECT_SEQ_REUSED ||
+	       res->reject_code == GS_REJECT_SEQ_GAP ||
+	       res->reject_code == GS_REJECT_RETRY;
 }
 
 static int on_push_ack(struct run *r, const struct gs_msg_push_ack *a)
@@ -304,15 +284,22 @@ static int on_push_ack(struct run *r, const struct gs_msg_push_ack *a)
 		items[i].result = (int)res->result;
 		items[i].reject_code = (int)res->reject_code;
 		items[i].reason = res->reason;
-		if (res->result == GS_RESULT_REJECTED)
+		items[i].may_heal = refusal_may_heal(res);
+		if (items[i].may_heal)
+			r->sum->deferred++;
+		else if (res->result == GS_RESULT_REJECTED)
 			r->sum->rejected++;
 		else
 			r->sum->acknowledged++;
 	}
-	rc = gs__apply_acks(r->ctx, r->dev->db, items, a->n_results);
+	/* Verdicts and the conflicts lost, in one transaction: a crash
+	 * between them would lose the record of what was lost. */
+	rc = gs__apply_push_ack(r->ctx, r->dev->db, items, a->n_results,
+				a->conflicts, a->n_conflicts,
+				r->dev->device_id);
 	gs__free(r->ctx, items);
 	if (rc == GS_OK)
-		rc = record_conflicts(r, a);
+		r->sum->conflicts += a->n_conflicts;
 	return rc == GS_OK ? send_push(r) : rc;
 }
 
@@ -336,6 +323,7 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 						&st);
 		if (rc == GS_OK) {
 			r->cursor = ch->server_seq;
+			r->sum->quarantined += st.quarantined;
 			r->sum->pulled_rows += st.rows;
 			r->sum->pulled_changes++;
 		}
@@ -345,10 +333,13 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 		return rc;
 	/* Rejected entries are undone even when nothing new came down. */
 	if (c->n_entries == 0) {
+		struct gs_apply_stats st;
+
 		rc = gs__apply_download(r->ctx, r->dev->db, NULL, 0, r->cursor,
-					0, NULL);
+					0, &st);
 		if (rc != GS_OK)
 			return rc;
+		r->sum->quarantined += st.quarantined;
 	}
 	if (c->next_cursor > r->cursor)
 		r->cursor = c->next_cursor;
@@ -549,6 +540,25 @@ out_nolop:
 	return rc;
 }
 
+static int check_outbox(struct gs_device *dev, struct gs_sync_summary *sum)
+{
+	struct gs_outbox_report rep = { 0, 0, 0 };
+	int rc = gs__db_exec(dev->ctx, dev->db, "BEGIN IMMEDIATE");
+
+	if (rc == GS_OK)
+		rc = gs__outbox_check(dev->ctx, dev->db, GS_OUTBOX_CHECK_HASH,
+				      &rep);
+	if (rc == GS_OK)
+		rc = gs__db_exec(dev->ctx, dev->db, "COMMIT");
+	if (rc != GS_OK) {
+		sqlite3_exec(dev->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	sum->quarantined += rep.quarantined;
+	sum->recaptured += rep.recaptured;
+	return GS_OK;
+}
+
 int gs_device_sync(struct gs_device *dev,
 		   const struct gs_sync_opts *opts,
 		   struct gs_sync_summary *out)
@@ -585,6 +595,10 @@ int gs_device_sync(struct gs_device *dev,
 				     "initialise it with --bundle (or "
 				     "--insecure for loopback tests)");
 	}
+	/* Nothing of the outbox is sent before it passed the parser and
+	 * its hash: a damaged entry is set aside here, its rows re-captured. */
+	if (rc == GS_OK)
+		rc = check_outbox(dev, &sum);
 	for (unsigned i = 0; rc == GS_OK && i < max; i++) {
 		bool retryable = false;
 
@@ -634,7 +648,7 @@ int gs_conflict_list(struct gs_device *dev, gs_row_cb cb, void *payload)
 		dev, "conflict", cb, payload,
 		"SELECT strftime('%Y-%m-%dT%H:%M:%fZ', at / 1000.0,"
 		" 'unixepoch') AS at, device_seq, tbl AS \"table\", pk,"
-		" col AS \"column\", reason, winner,"
+		" col AS \"column\", reason, value, winner,"
 		" printf('%016x', winner_hlc) AS winner_hlc"
 		" FROM gs_conflict ORDER BY id DESC",
 		NULL);

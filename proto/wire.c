@@ -64,6 +64,8 @@ SAME(GS_RESULT_DUPLICATE, GS__V1__ENTRY_RESULT__RESULT_DUPLICATE);
 SAME(GS_RESULT_REJECTED, GS__V1__ENTRY_RESULT__RESULT_REJECTED);
 SAME(GS_REJECT_MALFORMED, GS__V1__REJECT_CODE__REJECT_MALFORMED);
 SAME(GS_REJECT_LIMIT, GS__V1__REJECT_CODE__REJECT_LIMIT);
+SAME(GS_REJECT_SEQ_GAP, GS__V1__REJECT_CODE__REJECT_SEQ_GAP);
+SAME(GS_REJECT_RETRY, GS__V1__REJECT_CODE__REJECT_RETRY);
 SAME(GS_WIRE_ERR_PROTOCOL, GS__V1__ERROR_CODE__ERROR_PROTOCOL);
 SAME(GS_WIRE_ERR_INTERNAL, GS__V1__ERROR_CODE__ERROR_INTERNAL);
 #undef SAME
@@ -485,6 +487,9 @@ static void check_hello(struct rules *r, const struct gs_msg_hello *h)
 	     "Hello.proto_min..max %lu..%lu is not a range",
 	     (unsigned long)h->proto_min, (unsigned long)h->proto_max);
 	text(r, h->device_id, 1, GS_WIRE_ID_MAX, "Hello.device_id", 0);
+	if (h->incarnation != NULL)
+		text(r, h->incarnation, 1, GS_WIRE_ID_MAX, "Hello.incarnation",
+		     0);
 	rule(r, h->schema_version >= 1, "Hello.schema_version is 0");
 	text(r, h->app_version, 0, GS_WIRE_ID_MAX, "Hello.app_version", 0);
 	rule(r, h->suite >= 1, "Hello.suite is 0");
@@ -573,7 +578,7 @@ static void check_push_ack(struct rules *r,
 		     "PushAck.results[%zu].result %d unknown", i,
 		     (int)x->result);
 		rule(r,
-		     (unsigned)x->reject_code <= GS_REJECT_LIMIT &&
+		     (unsigned)x->reject_code <= GS_REJECT_CODE_MAX &&
 			     (x->result == GS_RESULT_REJECTED) ==
 				     (x->reject_code != GS_REJECT_NONE),
 		     "PushAck.results[%zu].reject_code %d does not fit the "
@@ -723,6 +728,9 @@ conv_hello(struct rules *r, struct gs_msg_hello *o, const Gs__V1__Hello *h)
 	o->app_version = h->app_version;
 	o->cursor = h->cursor;
 	o->suite = h->suite;
+	o->incarnation = h->incarnation;
+	o->has_acked_seq = h->has_acked_seq;
+	o->acked_seq = h->acked_seq;
 }
 
 /* Welcome's scope strings are borrowed as the array protobuf-c built. */
@@ -755,6 +763,8 @@ static void conv_welcome(struct rules *r,
 	o->limits.pull_byte_budget = l->pull_byte_budget;
 	o->schema_version = w->schema_version;
 	o->suite = w->suite;
+	o->has_held_seq = w->has_held_seq;
+	o->held_seq = w->held_seq;
 }
 
 /* Compression and uncompressed_len as both changeset carriers use them. */
@@ -872,6 +882,10 @@ static void conv_push_ack(struct rules *r,
 					     ? (enum gs_reject)x->reject_code
 					     : GS_REJECT_NONE;
 		res[i].reason = x->reason;
+		res[i].has_final = x->has_final;
+		res[i].final = x->has_final && x->final;
+		res[i].has_held_seq = x->has_held_seq;
+		res[i].held_seq = x->held_seq;
 	}
 	for (size_t i = 0; r->rc == GS_OK && i < a->n_conflicts; i++) {
 		const Gs__V1__Conflict *c = a->conflicts[i];
@@ -1272,6 +1286,9 @@ static void enc_hello(struct tree *t, const struct gs_msg_hello *m)
 	o->cursor = m->cursor;
 	o->has_suite = 1;
 	o->suite = m->suite;
+	o->incarnation = (char *)m->incarnation;
+	o->has_acked_seq = m->has_acked_seq;
+	o->acked_seq = m->acked_seq;
 	t->env.hello = o;
 }
 
@@ -1300,6 +1317,8 @@ static void enc_welcome(struct tree *t, const struct gs_msg_welcome *m)
 	o->schema_version = m->schema_version;
 	o->has_suite = 1;
 	o->suite = m->suite;
+	o->has_held_seq = m->has_held_seq;
+	o->held_seq = m->held_seq;
 	t->env.welcome = o;
 }
 
@@ -1358,6 +1377,10 @@ enc_push_ack(struct tree *t, struct arena *a, const struct gs_msg_push_ack *m)
 			x->reject_code = (Gs__V1__RejectCode)r->reject_code;
 		}
 		x->reason = (char *)r->reason;
+		x->has_final = r->has_final;
+		x->final = r->final;
+		x->has_held_seq = r->has_held_seq;
+		x->held_seq = r->held_seq;
 		o->results[i] = x;
 	}
 	o->n_conflicts = m->n_conflicts;

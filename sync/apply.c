@@ -29,6 +29,7 @@
 #include <gridsync/apply.h>
 #include <gridsync/changeset.h>
 #include <gridsync/hlc.h>
+#include <gridsync/outbox.h>
 #include <gridsync/schema.h>
 #include <gridsync/wire.h>
 
@@ -352,7 +353,7 @@ int gs__apply_download(struct gs_ctx *ctx,
 		       struct gs_apply_stats *stats)
 {
 	struct gs_cs_opts opts = GS_CS_OPTS_INIT;
-	struct gs_apply_stats s = { 0, 0, 0, 0 };
+	struct gs_apply_stats s = { 0, 0, 0, 0, 0 };
 	struct held *h = NULL;
 	size_t n = 0;
 	char num[32];
@@ -367,7 +368,16 @@ int gs__apply_download(struct gs_ctx *ctx,
 		gs__db_exec(ctx, db, "PRAGMA foreign_keys=ON");
 		return rc;
 	}
-	rc = load_held(ctx, db, &h, &n);
+	/* Our own bytes, but from storage that may have damaged them: the
+	 * parser sees every entry before SQLite's invert does. */
+	{
+		struct gs_outbox_report rep = { 0, 0, 0 };
+
+		rc = gs__outbox_check(ctx, db, 0, &rep);
+		s.quarantined = rep.quarantined;
+	}
+	if (rc == GS_OK)
+		rc = load_held(ctx, db, &h, &n);
 	for (size_t i = n; rc == GS_OK && i > 0; i--) {
 		rc = undo(ctx, db, &h[i - 1]);
 		s.undone++;
@@ -417,10 +427,222 @@ int gs__apply_download(struct gs_ctx *ctx,
 	return rc;
 }
 
-int gs__apply_acks(struct gs_ctx *ctx,
-		   sqlite3 *db,
-		   const struct gs_ack_item *items,
-		   size_t n)
+/* "col=value, ..." of one refused row, for gs_conflict.value: what the
+ * worker entered and the undo takes away (shown by `gridsync conflicts`,
+ * never logged). */
+static void describe_row(const struct gs_cs_row *row, char *out, size_t size)
+{
+	const struct gs_table *t = row->table;
+	const struct gs_cs_value *v =
+		row->op == GS_CS_DELETE ? NULL : row->new_vals;
+	size_t used = 0;
+
+	out[0] = '\0';
+	if (v == NULL) {
+		snprintf(out, size, "(deleted)");
+		return;
+	}
+	for (unsigned c = 0; c < t->n_cols && used + 1 < size; c++) {
+		const struct gs_cs_value *x = &v[c];
+		const char *sep = used ? ", " : "";
+		int n;
+
+		if (x->type == GS_CS_UNDEFINED)
+			continue;
+		switch (x->type) {
+		case GS_CS_INT:
+			n = snprintf(out + used, size - used, "%s%s=%lld", sep,
+				     t->cols[c].name, (long long)x->i);
+			break;
+		case GS_CS_REAL:
+			n = snprintf(out + used, size - used, "%s%s=%g", sep,
+				     t->cols[c].name, x->r);
+			break;
+		case GS_CS_TEXT:
+			n = snprintf(out + used, size - used, "%s%s=%.*s", sep,
+				     t->cols[c].name,
+				     (int)(x->len > 200 ? 200 : x->len),
+				     (const char *)x->p);
+			break;
+		case GS_CS_BLOB:
+			n = snprintf(out + used, size - used,
+				     "%s%s=(%zu bytes)", sep, t->cols[c].name,
+				     x->len);
+			break;
+		default:
+			n = snprintf(out + used, size - used, "%s%s=NULL", sep,
+				     t->cols[c].name);
+		}
+		if (n < 0)
+			break;
+		used += (size_t)n;
+		if (used >= size)
+			used = size - 1;
+	}
+}
+
+struct refused {
+	struct gs_ctx *ctx;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	uint64_t seq;
+	const char *reason;
+	char value[1024];
+	char pk[256];
+};
+
+static int refused_row(const struct gs_cs_row *row, void *payload)
+{
+	struct refused *r = payload;
+	const struct gs_table *t = row->table;
+	const struct gs_cs_value *key =
+		row->op == GS_CS_INSERT ? row->new_vals : row->old_vals;
+	size_t used = 0;
+
+	r->pk[0] = '\0';
+	for (unsigned c = 0; c < t->n_cols && used + 1 < sizeof(r->pk); c++) {
+		int n;
+
+		if (!(t->cols[c].flags & GS_COL_PK))
+			continue;
+		if (key[c].type == GS_CS_TEXT)
+			n = snprintf(r->pk + used, sizeof(r->pk) - used,
+				     "%s%.*s", used ? "|" : "", (int)key[c].len,
+				     (const char *)key[c].p);
+		else
+			n = snprintf(r->pk + used, sizeof(r->pk) - used,
+				     "%s%lld", used ? "|" : "",
+				     (long long)key[c].i);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+		if (used >= sizeof(r->pk))
+			used = sizeof(r->pk) - 1;
+	}
+	describe_row(row, r->value, sizeof(r->value));
+	sqlite3_bind_int64(r->st, 1, (sqlite3_int64)r->seq);
+	sqlite3_bind_text(r->st, 2, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(r->st, 3, r->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(r->st, 4, r->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(r->st, 5, r->value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(r->st, 6, gs__clock_wall_ms(r->ctx));
+	return gs__db_step_done(r->ctx, r->db, r->st);
+}
+
+/* One gs_conflict row per row of the refused entry seq, holding the
+ * values the undo removes; one row without a table when the bytes cannot
+ * be read (the next check quarantines them). */
+static int record_refusal(struct gs_ctx *ctx,
+			  sqlite3 *db,
+			  sqlite3_stmt *why,
+			  uint64_t seq,
+			  const char *reason)
+{
+	struct gs_cs_opts opts = GS_CS_OPTS_INIT;
+	struct refused r;
+	sqlite3_stmt *get = NULL;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
+	r.db = db;
+	r.st = why;
+	r.seq = seq;
+	r.reason = reason;
+	opts.allow = GS_CS_ALLOW_ALL;
+	opts.max_bytes = 16u << 20;
+	opts.max_rows = (size_t)1 << 20;
+	rc = gs__db_prepare(ctx, db, &get,
+			    "SELECT changeset FROM gs_outbox WHERE seq = ?");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_int64(get, 1, (sqlite3_int64)seq);
+	if (sqlite3_step(get) == SQLITE_ROW)
+		rc = gs__cs_foreach(NULL, NULL, sqlite3_column_blob(get, 0),
+				    (size_t)sqlite3_column_bytes(get, 0), &opts,
+				    refused_row, &r);
+	else
+		rc = GS_EPROTO;
+	sqlite3_finalize(get);
+	if (rc == GS_EPROTO) {
+		sqlite3_bind_int64(why, 1, (sqlite3_int64)seq);
+		sqlite3_bind_text(why, 2, "", 0, SQLITE_STATIC);
+		sqlite3_bind_text(why, 3, "", 0, SQLITE_STATIC);
+		sqlite3_bind_text(why, 4, reason, -1, SQLITE_STATIC);
+		sqlite3_bind_null(why, 5);
+		sqlite3_bind_int64(why, 6, gs__clock_wall_ms(ctx));
+		rc = gs__db_step_done(ctx, db, why);
+	}
+	return rc;
+}
+
+/* The keys an acknowledged entry wrote, for a server that loses them. */
+static int log_sent(struct gs_ctx *ctx, sqlite3 *db, uint64_t seq)
+{
+	sqlite3_stmt *get = NULL;
+	int rc = gs__db_prepare(ctx, db, &get,
+				"SELECT hlc, changeset FROM gs_outbox"
+				" WHERE seq = ?");
+
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_int64(get, 1, (sqlite3_int64)seq);
+	if (sqlite3_step(get) == SQLITE_ROW)
+		rc = gs__outbox_sent_log(ctx, db, seq,
+					 (uint64_t)sqlite3_column_int64(get, 0),
+					 sqlite3_column_blob(get, 1),
+					 (size_t)sqlite3_column_bytes(get, 1));
+	sqlite3_finalize(get);
+	return rc;
+}
+
+/* Conflicts this device took part in, for `gridsync conflicts`. */
+static int record_conflicts(struct gs_ctx *ctx,
+			    sqlite3 *db,
+			    const struct gs_conflict *cf,
+			    size_t n,
+			    const char *self)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (n == 0)
+		return GS_OK;
+	rc = gs__db_prepare(ctx, db, &st,
+			    "INSERT INTO gs_conflict (device_seq, tbl, pk, col,"
+			    " reason, winner, winner_hlc, loser_hlc, at)"
+			    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	for (size_t i = 0; rc == GS_OK && i < n; i++) {
+		const struct gs_conflict *c = &cf[i];
+		bool lost = self != NULL && c->loser.device_id != NULL &&
+			    strcmp(c->loser.device_id, self) == 0;
+
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->device_seq);
+		sqlite3_bind_text(st, 2, c->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, c->pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, c->column, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5,
+				  lost ? "lost: a later write won"
+				       : "won over a concurrent write",
+				  -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, c->winner.device_id, -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)c->winner.hlc);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)c->loser.hlc);
+		sqlite3_bind_int64(st, 9, gs__clock_wall_ms(ctx));
+		rc = gs__db_step_done(ctx, db, st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int gs__apply_push_ack(struct gs_ctx *ctx,
+		       sqlite3 *db,
+		       const struct gs_ack_item *items,
+		       size_t n,
+		       const struct gs_conflict *conflicts,
+		       size_t n_conflicts,
+		       const char *self)
 {
 	sqlite3_stmt *floor = NULL;
 	sqlite3_stmt *del = NULL;
@@ -449,11 +671,14 @@ int gs__apply_acks(struct gs_ctx *ctx,
 	if (rc == GS_OK)
 		rc = gs__db_prepare(ctx, db, &why,
 				    "INSERT INTO gs_conflict (device_seq, tbl,"
-				    " pk, col, reason, at) VALUES (?, '', '',"
-				    " NULL, ?, ?)");
+				    " pk, col, reason, value, at) VALUES (?, ?,"
+				    " ?, NULL, ?, ?, ?)");
 	for (size_t i = 0; rc == GS_OK && i < n; i++) {
 		const struct gs_ack_item *it = &items[i];
 
+		/* Not recorded by the server: nothing changes here. */
+		if (it->result == GS_RESULT_REJECTED && it->may_heal)
+			continue;
 		sqlite3_bind_int64(floor, 1, (sqlite3_int64)it->seq);
 		rc = gs__db_step_done(ctx, db, floor);
 		if (rc != GS_OK)
@@ -461,19 +686,23 @@ int gs__apply_acks(struct gs_ctx *ctx,
 		if (it->result == GS_RESULT_REJECTED) {
 			char reason[300];
 
-			sqlite3_bind_int64(rej, 1, (sqlite3_int64)it->seq);
-			rc = gs__db_step_done(ctx, db, rej);
 			snprintf(reason, sizeof(reason),
-				 "rejected (code %d): %s", it->reject_code,
+				 "rejected (code %d), undone: %s",
+				 it->reject_code,
 				 it->reason != NULL ? it->reason : "");
-			sqlite3_bind_int64(why, 1, (sqlite3_int64)it->seq);
-			sqlite3_bind_text(why, 2, reason, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int64(why, 3, gs__clock_wall_ms(ctx));
-			if (rc == GS_OK)
-				rc = gs__db_step_done(ctx, db, why);
+			rc = record_refusal(ctx, db, why, it->seq, reason);
+			if (rc == GS_OK) {
+				sqlite3_bind_int64(rej, 1,
+						   (sqlite3_int64)it->seq);
+				rc = gs__db_step_done(ctx, db, rej);
+			}
 		} else {
-			sqlite3_bind_int64(del, 1, (sqlite3_int64)it->seq);
-			rc = gs__db_step_done(ctx, db, del);
+			rc = log_sent(ctx, db, it->seq);
+			if (rc == GS_OK) {
+				sqlite3_bind_int64(del, 1,
+						   (sqlite3_int64)it->seq);
+				rc = gs__db_step_done(ctx, db, del);
+			}
 		}
 	}
 	sqlite3_finalize(floor);
@@ -481,8 +710,18 @@ int gs__apply_acks(struct gs_ctx *ctx,
 	sqlite3_finalize(rej);
 	sqlite3_finalize(why);
 	if (rc == GS_OK)
+		rc = record_conflicts(ctx, db, conflicts, n_conflicts, self);
+	if (rc == GS_OK)
 		rc = gs__db_exec(ctx, db, "COMMIT");
 	if (rc != GS_OK)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
+}
+
+int gs__apply_acks(struct gs_ctx *ctx,
+		   sqlite3 *db,
+		   const struct gs_ack_item *items,
+		   size_t n)
+{
+	return gs__apply_push_ack(ctx, db, items, n, NULL, 0, NULL);
 }

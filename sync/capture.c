@@ -61,11 +61,67 @@ static const char bookkeeping_sql[] =
 	" id INTEGER PRIMARY KEY, device_seq INTEGER, tbl TEXT NOT NULL,"
 	" pk TEXT NOT NULL, col TEXT, reason TEXT NOT NULL,"
 	" winner TEXT, winner_hlc INTEGER, loser_hlc INTEGER,"
-	" at INTEGER NOT NULL);";
+	" at INTEGER NOT NULL);"
+	/* Damaged outbox entries, bytes kept (sync/outbox.c). */
+	"CREATE TABLE IF NOT EXISTS gs_quarantine ("
+	" id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,"
+	" sha256 BLOB, changeset BLOB, status INTEGER NOT NULL DEFAULT 0,"
+	" reason TEXT NOT NULL, recaptured_seq INTEGER,"
+	" rows INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);"
+	/* Keys of the rows each acknowledged entry wrote, so a server
+	 * restored from an older backup can be sent them again. */
+	"CREATE TABLE IF NOT EXISTS gs_sent ("
+	" seq INTEGER NOT NULL, hlc INTEGER NOT NULL, tbl TEXT NOT NULL,"
+	" k1 NOT NULL, k2 NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS gs_sent_seq ON gs_sent(seq);";
+
+/* Columns added to bookkeeping tables after their first release: added
+ * when missing, so a database made by an older build keeps working. */
+static const struct {
+	const char *table, *column, *sql;
+} added_columns[] = {
+	{ "gs_conflict", "value",
+	  "ALTER TABLE gs_conflict ADD COLUMN value TEXT" },
+};
+
+static int column_missing(struct gs_ctx *ctx,
+			  sqlite3 *db,
+			  const char *table,
+			  const char *column,
+			  bool *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = gs__db_prepare(ctx, db, &st,
+				"SELECT count(*) FROM pragma_table_info(?1)"
+				" WHERE name = ?2");
+
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW
+		     ? GS_OK
+		     : gs__err_from_sqlite(ctx, sqlite3_errcode(db), db);
+	*out = rc == GS_OK && sqlite3_column_int(st, 0) == 0;
+	sqlite3_finalize(st);
+	return rc;
+}
 
 int gs__bookkeeping_install(struct gs_ctx *ctx, sqlite3 *db)
 {
-	return gs__db_exec(ctx, db, bookkeeping_sql);
+	int rc = gs__db_exec(ctx, db, bookkeeping_sql);
+
+	for (size_t i = 0; rc == GS_OK &&
+			   i < sizeof(added_columns) / sizeof(added_columns[0]);
+	     i++) {
+		bool missing = false;
+
+		rc = column_missing(ctx, db, added_columns[i].table,
+				    added_columns[i].column, &missing);
+		if (rc == GS_OK && missing)
+			rc = gs__db_exec(ctx, db, added_columns[i].sql);
+	}
+	return rc;
 }
 
 /* Only replicated tables are captured; gs_* and sqlite_* never are. */

@@ -2113,6 +2113,8 @@ static int merge_entry(struct merge *m,
 		rec.received_at_ms = m->now_ms;
 		res->result = rec.result;
 		res->reject_code = rec.reject_code;
+		res->has_final = true; /* recorded below: it stands */
+		res->final = true;
 		if (rc == REJECTED) {
 			size_t off;
 			int sr = str_add(m, m->why, strlen(m->why), &off);
@@ -2145,12 +2147,15 @@ out:
 	return rc;
 }
 
-/* An entry answered without a savepoint (duplicate, refused). */
+/* An entry answered without a savepoint (duplicate, refused). final: the
+ * verdict is recorded and stands; a refusal that is not final may heal
+ * (the device keeps the entry and sends it again). */
 static int answer(struct merge *m,
 		  size_t idx,
 		  enum gs_entry_result result,
 		  enum gs_reject code,
-		  const char *reason)
+		  const char *reason,
+		  bool final)
 {
 	struct gs_push_result *res = &m->out->results[idx];
 	size_t off;
@@ -2158,6 +2163,8 @@ static int answer(struct merge *m,
 
 	res->result = result;
 	res->reject_code = code;
+	res->has_final = true;
+	res->final = final;
 	if (reason == NULL)
 		return GS_OK;
 	rc = str_add(m, reason, strnlen(reason, GS_WIRE_TEXT_MAX), &off);
@@ -2221,7 +2228,7 @@ judge_seen(struct merge *m, size_t idx, const struct gs_store_entry *e)
 			 "was never recorded",
 			 (unsigned long long)e->device_seq);
 		return answer(m, idx, GS_RESULT_REJECTED, GS_REJECT_SEQ_REUSED,
-			      why);
+			      why, false);
 	}
 	if (rc != GS_OK)
 		return rc;
@@ -2231,13 +2238,14 @@ judge_seen(struct merge *m, size_t idx, const struct gs_store_entry *e)
 			 "content",
 			 (unsigned long long)e->device_seq);
 		return answer(m, idx, GS_RESULT_REJECTED, GS_REJECT_SEQ_REUSED,
-			      why);
+			      why, false);
 	}
 	/* The first judgement stands. */
 	if (rec.result == GS_RESULT_REJECTED)
 		return answer(m, idx, GS_RESULT_REJECTED, rec.reject_code,
-			      rec.reason != NULL ? rec.reason : "rejected");
-	return answer(m, idx, GS_RESULT_DUPLICATE, GS_REJECT_NONE, NULL);
+			      rec.reason != NULL ? rec.reason : "rejected",
+			      true);
+	return answer(m, idx, GS_RESULT_DUPLICATE, GS_REJECT_NONE, NULL, true);
 }
 
 static void merge_free(struct merge *m)
@@ -2318,7 +2326,7 @@ int gs__merge_push(const struct gs_store_ops *ops,
 				 (unsigned long long)(last + 1),
 				 (unsigned long long)last);
 			rc = answer(m, i, GS_RESULT_REJECTED,
-				    GS_REJECT_SEQ_REUSED, why);
+				    GS_REJECT_SEQ_REUSED, why, false);
 			continue;
 		}
 		gs__sha256(digest, e->changeset, e->len);
@@ -2326,7 +2334,8 @@ int gs__merge_push(const struct gs_store_ops *ops,
 		    memcmp(digest, e->sha256, sizeof(digest)) != 0) {
 			/* Not recorded either: a clean resend is welcome. */
 			rc = answer(m, i, GS_RESULT_REJECTED, GS_REJECT_HASH,
-				    "sha256 does not match the changeset");
+				    "sha256 does not match the changeset",
+				    false);
 			continue;
 		}
 		rc = merge_entry(m, e, &out->results[i], i);

@@ -53,7 +53,7 @@ static const char usage_text[] =
 	"  category list\n"
 	"  sync [--once] [--verbose] [--server HOST:PORT]\n"
 	"  conflicts\n"
-	"  status | outbox | outbox show SEQ\n"
+	"  status | outbox | outbox show SEQ | outbox recover TABLE ID\n"
 	"  inspect FILE|- [--upload]   (decodes a changeset or frames; no"
 	" database)\n"
 	"\n"
@@ -489,6 +489,7 @@ static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 	struct printer *p;
 	bool tty = isatty(2) && !c->json;
 	char num[32];
+	bool refused;
 	int rc = only(o, known);
 
 	if (rc != 0)
@@ -502,14 +503,22 @@ static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 	if (opt(o, "verbose") != NULL)
 		gs_ctx_set_log(c->ctx, gs_log_stderr, GS_LOG_INFO, NULL);
 	rc = gs_device_sync(dev, &so, &sum);
+	/* The sync ran to its end, but something of the outbox did not
+	 * arrive: not ok, and the worker is told where to look. */
+	refused = rc == GS_OK &&
+		  (sum.rejected > 0 || sum.deferred > 0 || sum.quarantined > 0);
 	p = printer_new(c->json, false);
-	printer_field(p, "ok", rc == GS_OK ? "true" : "false", false);
+	printer_field(p, "ok", rc == GS_OK && !refused ? "true" : "false",
+		      false);
 #define NUM(name, v)                                                 \
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)(v)); \
 	printer_field(p, name, num, false)
 	NUM("pushed", sum.pushed);
 	NUM("acknowledged", sum.acknowledged);
 	NUM("rejected", sum.rejected);
+	NUM("deferred", sum.deferred);
+	NUM("quarantined", sum.quarantined);
+	NUM("recaptured", sum.recaptured);
 	NUM("conflicts", sum.conflicts);
 	NUM("pulled", sum.pulled_rows);
 	NUM("bytes_up", sum.bytes_up);
@@ -542,6 +551,16 @@ static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 		printer_field(p, "error", gs_ctx_errmsg(c->ctx), true);
 	printer_flush(p, stdout);
 	printer_free(p);
+	if (refused) {
+		fprintf(stderr,
+			"gridsync: sync: %llu entries refused and undone, %llu "
+			"kept to send again, %llu damaged entries "
+			"quarantined: see gridsync conflicts\n",
+			(unsigned long long)sum.rejected,
+			(unsigned long long)sum.deferred,
+			(unsigned long long)sum.quarantined);
+		return CLI_FAIL;
+	}
 	return rc == GS_OK ? 0 : fail(c, rc, "sync");
 }
 
@@ -584,6 +603,24 @@ cmd_outbox_show(struct cli *c, struct gs_device *dev, const char *seq_text)
 	return rc == GS_OK ? 0 : fail(c, rc, "outbox show");
 }
 
+/* A row's current values as a new outbox entry (after a quarantine). */
+static int cmd_outbox_recover(struct cli *c,
+			      struct gs_device *dev,
+			      const char *table,
+			      const char *id)
+{
+	uint64_t seq = 0;
+	int rc = gs_outbox_recover(dev, table, id, &seq);
+
+	if (rc != GS_OK)
+		return fail(c, rc, "outbox recover");
+	if (c->json)
+		printf("{\"seq\":%llu}\n", (unsigned long long)seq);
+	else
+		printf("seq: %llu\n", (unsigned long long)seq);
+	return 0;
+}
+
 static int cmd_status(struct cli *c, struct gs_device *dev)
 {
 	struct gs_status st;
@@ -605,6 +642,8 @@ static int cmd_status(struct cli *c, struct gs_device *dev)
 	printer_field(p, "outbox_depth", num, false);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.outbox_bytes);
 	printer_field(p, "outbox_bytes", num, false);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.quarantined);
+	printer_field(p, "quarantined", num, false);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.last_seq);
 	printer_field(p, "last_seq", num, false);
 	snprintf(num, sizeof(num), "%016llx", (unsigned long long)st.hlc);
@@ -709,11 +748,14 @@ static int run(struct cli *c, struct args *a)
 						      "arguments");
 	else if (o.n == 0 && o.n_pos == 2 && strcmp(o.pos[0], "show") == 0)
 		rc = cmd_outbox_show(c, dev, o.pos[1]);
+	else if (o.n == 0 && o.n_pos == 3 && strcmp(o.pos[0], "recover") == 0)
+		rc = cmd_outbox_recover(c, dev, o.pos[1], o.pos[2]);
 	else
 		rc = o.n == 0 && o.n_pos == 0
 			     ? list_with(c, dev, "outbox", true, outbox_list,
 					 NULL, "outbox")
-			     : usage("outbox | outbox show SEQ");
+			     : usage("outbox | outbox show SEQ | outbox "
+				     "recover TABLE ID");
 	gs_device_close(dev);
 	return rc;
 }

@@ -418,7 +418,8 @@ static void build_stream(struct fx *f, struct frames *fr)
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_HELLO;
 	m.u.hello = (struct gs_msg_hello){
-		1, 1, "dev-inspect-1", 1, "gridsync/0.1.0", 41, GS_SUITE_V1
+		1,           1,    "dev-inspect-1", 1, "gridsync/0.1.0", 41,
+		GS_SUITE_V1, NULL, false,           0
 	};
 	add(fr, &m);
 	m.type = GS_MSG_WELCOME;
@@ -431,6 +432,8 @@ static void build_stream(struct fx *f, struct frames *fr)
 		{ GS_FRAME_MAX_DEFAULT, 1000, 1u << 20 },
 		1,
 		GS_SUITE_V1,
+		false,
+		0,
 	};
 	add(fr, &m);
 
@@ -454,10 +457,18 @@ static void build_stream(struct fx *f, struct frames *fr)
 	m.u.push = (struct gs_msg_push){ 1, pe, 2 };
 	add(fr, &m);
 
-	res[0] = (struct gs_push_result){ 1, GS_RESULT_APPLIED, GS_REJECT_NONE,
-					  NULL };
-	res[1] = (struct gs_push_result){ 3, GS_RESULT_REJECTED,
-					  GS_REJECT_DENIED, "outside scope" };
+	res[0] = (struct gs_push_result){
+		1, GS_RESULT_APPLIED, GS_REJECT_NONE, NULL, false, false, false,
+		0
+	};
+	res[1] = (struct gs_push_result){ 3,
+					  GS_RESULT_REJECTED,
+					  GS_REJECT_DENIED,
+					  "outside scope",
+					  false,
+					  false,
+					  false,
+					  0 };
 	con[0] = (struct gs_conflict){
 		1,
 		"household",

@@ -374,6 +374,13 @@ static void write_outside_scope_is_rejected(void **state)
 		      "SELECT count(*) FROM gs_conflict WHERE reason LIKE"
 		      " 'rejected%'",
 		      NULL) >= 1);
+	/* What was undone stays visible: the row and the values it held. */
+	assert_int_equal(q(F.c,
+			   "SELECT count(*) FROM gs_conflict WHERE tbl ="
+			   " 'household' AND pk = 'forged-hh' AND value LIKE"
+			   " '%grid_id=%'",
+			   NULL),
+			 1);
 	gs__store_close(st);
 	gs_ctx_free(sctx);
 	gs_ctx_free(ctx);

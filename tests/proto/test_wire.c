@@ -82,14 +82,23 @@ static void samples_init(void)
 	S.push[1].compression = GS_COMP_ZSTD;
 	S.push[1].uncompressed_len = (uint32_t)tn;
 
-	S.results[0] = (struct gs_push_result){ 7, GS_RESULT_APPLIED,
-						GS_REJECT_NONE, NULL };
-	S.results[1] = (struct gs_push_result){ 8, GS_RESULT_DUPLICATE,
-						GS_REJECT_NONE, "" };
-	S.results[2] = (struct gs_push_result){ 9, GS_RESULT_REJECTED,
+	S.results[0] = (struct gs_push_result){
+		7, GS_RESULT_APPLIED, GS_REJECT_NONE, NULL, false, false, false,
+		0
+	};
+	S.results[1] = (struct gs_push_result){
+		8, GS_RESULT_DUPLICATE, GS_REJECT_NONE, "", false, false, false,
+		0
+	};
+	S.results[2] = (struct gs_push_result){ 9,
+						GS_RESULT_REJECTED,
 						GS_REJECT_DENIED,
 						"table worker is reference "
-						"data" };
+						"data",
+						false,
+						false,
+						false,
+						0 };
 	S.conflicts[0] = (struct gs_conflict){
 		7,
 		"household",
@@ -128,7 +137,8 @@ static void sample(struct gs_msg *m, enum gs_msg_type type)
 	switch (type) {
 	case GS_MSG_HELLO:
 		m->u.hello = (struct gs_msg_hello){
-			1, 1, "dev-0001", 1, "gridsync/0.1.0", 42, GS_SUITE_V1
+			1,  1,           "dev-0001", 1,     "gridsync/0.1.0",
+			42, GS_SUITE_V1, NULL,       false, 0
 		};
 		break;
 	case GS_MSG_WELCOME:
@@ -141,6 +151,8 @@ static void sample(struct gs_msg *m, enum gs_msg_type type)
 			{ GS_FRAME_MAX_DEFAULT, 1000, 1u << 20 },
 			1,
 			GS_SUITE_V1,
+			false,
+			0,
 		};
 		break;
 	case GS_MSG_PUSH:

@@ -263,6 +263,18 @@ GS_API int gs_category_list(struct gs_device *dev, gs_row_cb cb, void *payload);
  */
 GS_API int gs_outbox_list(struct gs_device *dev, gs_row_cb cb, void *payload);
 
+/*
+ * Send a row again as it is now: its current values become a new outbox
+ * entry (*seq_out, may be NULL). For rows a damaged, quarantined entry
+ * wrote that could not be found automatically (see gridsync conflicts).
+ * GS_ENOTFOUND if the row does not exist, GS_EINVAL for a table that is
+ * not device data.
+ */
+GS_API int gs_outbox_recover(struct gs_device *dev,
+			     const char *table,
+			     const char *id,
+			     uint64_t *seq_out);
+
 /* The changeset of outbox entry seq; *data_out is freed with gs_free. */
 GS_API int gs_outbox_get(struct gs_device *dev,
 			 uint64_t seq,
@@ -295,6 +307,7 @@ struct gs_status {
 	int clock_known;         /* 0: never measured */
 	int64_t clock_offset_ms; /* server - device */
 	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
+	uint64_t quarantined; /* damaged outbox entries kept aside */
 };
 
 /* How far a device's clock may be off the server's before every sync
@@ -310,7 +323,7 @@ GS_API int gs_device_status(struct gs_device *dev, struct gs_status *out);
 struct gs_sync_summary {
 	uint64_t pushed;         /* outbox entries sent */
 	uint64_t acknowledged;   /* applied or already applied (duplicates) */
-	uint64_t rejected;       /* refused by the server (see conflicts) */
+	uint64_t rejected;       /* refused for good and undone (conflicts) */
 	uint64_t conflicts;      /* column conflicts this device took part in */
 	uint64_t pulled_rows;    /* rows received */
 	uint64_t pulled_changes; /* Changes entries received */
@@ -322,6 +335,11 @@ struct gs_sync_summary {
 	int clock_known;         /* the server's time was seen */
 	int64_t clock_offset_ms; /* server - device wall clock, at Welcome */
 	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
+	/* Not ok, although the sync ran to its end, when any of these is
+	 * not 0 (see gridsync conflicts): */
+	uint64_t quarantined; /* damaged outbox entries set aside */
+	uint64_t deferred;    /* refused for now, kept pending */
+	uint64_t recaptured;  /* rows re-captured from the tables */
 };
 
 /* Progress: phase is "connect", "push", "pull" or "done". */

@@ -95,7 +95,13 @@ enum gs_reject {
 	GS_REJECT_DENIED = 5,
 	GS_REJECT_STATE = 6,
 	GS_REJECT_LIMIT = 7,
+	GS_REJECT_SEQ_GAP = 8, /* not recorded: the missing entries may come */
+	GS_REJECT_RETRY = 9,   /* not recorded: send it again later */
 };
+
+/* Codes a decoder accepts: later versions add refusal reasons, and a
+ * device handles an unknown one by the result's final flag. */
+#define GS_REJECT_CODE_MAX 63
 
 enum gs_wire_err {
 	GS_WIRE_ERR_PROTOCOL = 1,
@@ -120,6 +126,9 @@ struct gs_msg_hello {
 	const char *app_version;
 	uint64_t cursor; /* last server_seq the device holds */
 	uint32_t suite;
+	const char *incarnation; /* NULL: absent (an older device) */
+	bool has_acked_seq;
+	uint64_t acked_seq; /* highest device_seq it saw recorded */
 };
 
 struct gs_limits {
@@ -137,6 +146,8 @@ struct gs_msg_welcome {
 	struct gs_limits limits;
 	uint32_t schema_version;
 	uint32_t suite;
+	bool has_held_seq; /* only for a Hello with an incarnation */
+	uint64_t held_seq; /* last device_seq held for (device, incarnation) */
 };
 
 /*
@@ -165,6 +176,10 @@ struct gs_push_result {
 	enum gs_entry_result result;
 	enum gs_reject reject_code; /* NONE unless REJECTED */
 	const char *reason;         /* may be NULL */
+	bool has_final;             /* absent from older servers */
+	bool final;                 /* the verdict is recorded for good */
+	bool has_held_seq;
+	uint64_t held_seq; /* with SEQ_GAP: last device_seq the server holds */
 };
 
 enum gs_value_kind { GS_VALUE_NULL = 0, GS_VALUE_TEXT, GS_VALUE_BLOB };

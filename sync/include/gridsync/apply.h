@@ -15,6 +15,7 @@
 #ifndef GRIDSYNC_APPLY_H
 #define GRIDSYNC_APPLY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <gridsync/db.h>
@@ -24,10 +25,11 @@
 #define GS_OUTBOX_REJECTED 1 /* rejected by the server: undo, then drop */
 
 struct gs_apply_stats {
-	size_t rows;    /* rows in the download */
-	size_t undone;  /* outbox entries undone */
-	size_t redone;  /* pending entries redone */
-	size_t dropped; /* rejected entries dropped */
+	size_t quarantined; /* damaged outbox entries set aside */
+	size_t rows;        /* rows in the download */
+	size_t undone;      /* outbox entries undone */
+	size_t redone;      /* pending entries redone */
+	size_t dropped;     /* rejected entries dropped */
 };
 
 /*
@@ -46,21 +48,35 @@ int gs__apply_download(struct gs_ctx *ctx,
 
 /*
  * Record the server's verdict on pushed entries, in one transaction: an
- * applied (or duplicate) entry leaves the outbox and raises the floors in
- * gs_state; a rejected one is marked GS_OUTBOX_REJECTED (undone at the
- * next apply) and a gs_conflict row says why. seqs/results/codes/reasons
- * are parallel arrays of n; reasons may hold NULLs.
+ * applied (or duplicate) entry leaves the outbox, raises the floors in
+ * gs_state and leaves the keys it wrote in gs_sent; a refusal the server
+ * recorded for good is marked GS_OUTBOX_REJECTED (undone at the next
+ * apply) and gs_conflict rows say why and hold the values that will be
+ * undone; a refusal that may heal (may_heal) changes nothing: the entry
+ * stays pending and is sent again. reason may be NULL.
  */
 struct gs_ack_item {
 	uint64_t seq;
 	int result;      /* enum gs_entry_result */
 	int reject_code; /* enum gs_reject */
 	const char *reason;
+	bool may_heal; /* refused, not recorded: keep it pending */
 };
 
 int gs__apply_acks(struct gs_ctx *ctx,
 		   sqlite3 *db,
 		   const struct gs_ack_item *items,
 		   size_t n);
+
+/* The same, and in the same transaction the column conflicts of the
+ * PushAck (self: this device's id, to tell lost from won). */
+struct gs_conflict;
+int gs__apply_push_ack(struct gs_ctx *ctx,
+		       sqlite3 *db,
+		       const struct gs_ack_item *items,
+		       size_t n,
+		       const struct gs_conflict *conflicts,
+		       size_t n_conflicts,
+		       const char *self);
 
 #endif
