@@ -482,55 +482,61 @@ static void describe_row(const struct gs_cs_row *row, char *out, size_t size)
 }
 
 struct refused {
-	struct gs_ctx *ctx;
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	uint64_t seq;
-	const char *reason;
-	char value[1024];
+	size_t rows;
+	size_t used;
+	char tbl[64];
 	char pk[256];
+	char value[2048];
 };
 
+/* The first row names the conflict (table, key); every row adds
+ * "table key: col=value, ..." to the value text, as far as it fits. */
 static int refused_row(const struct gs_cs_row *row, void *payload)
 {
 	struct refused *r = payload;
 	const struct gs_table *t = row->table;
 	const struct gs_cs_value *key =
 		row->op == GS_CS_INSERT ? row->new_vals : row->old_vals;
+	char pk[256];
+	char vals[1024];
 	size_t used = 0;
+	int n;
 
-	r->pk[0] = '\0';
-	for (unsigned c = 0; c < t->n_cols && used + 1 < sizeof(r->pk); c++) {
-		int n;
-
+	pk[0] = '\0';
+	for (unsigned c = 0; c < t->n_cols && used + 1 < sizeof(pk); c++) {
 		if (!(t->cols[c].flags & GS_COL_PK))
 			continue;
 		if (key[c].type == GS_CS_TEXT)
-			n = snprintf(r->pk + used, sizeof(r->pk) - used,
-				     "%s%.*s", used ? "|" : "", (int)key[c].len,
+			n = snprintf(pk + used, sizeof(pk) - used, "%s%.*s",
+				     used ? "|" : "", (int)key[c].len,
 				     (const char *)key[c].p);
 		else
-			n = snprintf(r->pk + used, sizeof(r->pk) - used,
-				     "%s%lld", used ? "|" : "",
-				     (long long)key[c].i);
+			n = snprintf(pk + used, sizeof(pk) - used, "%s%lld",
+				     used ? "|" : "", (long long)key[c].i);
 		if (n < 0)
 			break;
 		used += (size_t)n;
-		if (used >= sizeof(r->pk))
-			used = sizeof(r->pk) - 1;
+		if (used >= sizeof(pk))
+			used = sizeof(pk) - 1;
 	}
-	describe_row(row, r->value, sizeof(r->value));
-	sqlite3_bind_int64(r->st, 1, (sqlite3_int64)r->seq);
-	sqlite3_bind_text(r->st, 2, t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(r->st, 3, r->pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(r->st, 4, r->reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(r->st, 5, r->value, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(r->st, 6, gs__clock_wall_ms(r->ctx));
-	return gs__db_step_done(r->ctx, r->db, r->st);
+	if (r->rows++ == 0) {
+		snprintf(r->tbl, sizeof(r->tbl), "%s", t->name);
+		snprintf(r->pk, sizeof(r->pk), "%s", pk);
+	}
+	describe_row(row, vals, sizeof(vals));
+	if (r->used + 1 >= sizeof(r->value))
+		return GS_OK;
+	n = snprintf(r->value + r->used, sizeof(r->value) - r->used,
+		     "%s%s %s: %s", r->used ? "; " : "", t->name, pk, vals);
+	if (n > 0)
+		r->used += (size_t)n;
+	if (r->used >= sizeof(r->value))
+		r->used = sizeof(r->value) - 1;
+	return GS_OK;
 }
 
-/* One gs_conflict row per row of the refused entry seq, holding the
- * values the undo removes; one row without a table when the bytes cannot
+/* One gs_conflict row for the refused entry seq, holding the values the
+ * undo removes (what the worker entered), or none when the bytes cannot
  * be read (the next check quarantines them). */
 static int record_refusal(struct gs_ctx *ctx,
 			  sqlite3 *db,
@@ -544,11 +550,6 @@ static int record_refusal(struct gs_ctx *ctx,
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	r.ctx = ctx;
-	r.db = db;
-	r.st = why;
-	r.seq = seq;
-	r.reason = reason;
 	opts.allow = GS_CS_ALLOW_ALL;
 	opts.max_bytes = 16u << 20;
 	opts.max_rows = (size_t)1 << 20;
@@ -561,18 +562,21 @@ static int record_refusal(struct gs_ctx *ctx,
 		rc = gs__cs_foreach(NULL, NULL, sqlite3_column_blob(get, 0),
 				    (size_t)sqlite3_column_bytes(get, 0), &opts,
 				    refused_row, &r);
-	else
-		rc = GS_EPROTO;
-	sqlite3_finalize(get);
-	if (rc == GS_EPROTO) {
+	if (rc == GS_EPROTO)
+		rc = GS_OK;
+	if (rc == GS_OK) {
 		sqlite3_bind_int64(why, 1, (sqlite3_int64)seq);
-		sqlite3_bind_text(why, 2, "", 0, SQLITE_STATIC);
-		sqlite3_bind_text(why, 3, "", 0, SQLITE_STATIC);
+		sqlite3_bind_text(why, 2, r.tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(why, 3, r.pk, -1, SQLITE_STATIC);
 		sqlite3_bind_text(why, 4, reason, -1, SQLITE_STATIC);
-		sqlite3_bind_null(why, 5);
+		if (r.rows > 0)
+			sqlite3_bind_text(why, 5, r.value, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(why, 5);
 		sqlite3_bind_int64(why, 6, gs__clock_wall_ms(ctx));
 		rc = gs__db_step_done(ctx, db, why);
 	}
+	sqlite3_finalize(get);
 	return rc;
 }
 

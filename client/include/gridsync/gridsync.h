@@ -307,7 +307,7 @@ struct gs_status {
 	int clock_known;         /* 0: never measured */
 	int64_t clock_offset_ms; /* server - device */
 	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
-	uint64_t quarantined; /* damaged outbox entries kept aside */
+	uint64_t quarantined;    /* damaged outbox entries kept aside */
 };
 
 /* How far a device's clock may be off the server's before every sync
