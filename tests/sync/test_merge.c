@@ -1542,6 +1542,99 @@ static void authz_rework_keeps_assignee(void **state)
 	flow_fini(&w);
 }
 
+/* The columns the state machine and the server own move only with the
+ * events that own them; a new issue starts with none of them set. */
+static void authz_governed_columns(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct gs_store_push_out out;
+	char hh[GS_UUID_LEN];
+	char is[GS_ID_LEN];
+	char sql[1536];
+	char st[32];
+	int64_t rev;
+	static const char *const bad[] = {
+		"state = 'closed', state_rev = 9",
+		"closed_at = '2025-03-01T08:30:00.000Z'",
+		"code = 'GD-0001'",
+		"merged_into_id = id",
+		"overdue_level = 2",
+		"satisfaction = 'satisfied'",
+		"assignee_org_id = (SELECT id FROM org LIMIT 1)",
+	};
+
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_household(&a, hh);
+	fx_report(&a, hh, is);
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE issue SET %s WHERE id = '%s'", bad[i], is);
+		raw_write(f, &a, sql);
+		push_refused(f, &a, "governed");
+		/* Back to the server's row, uncaptured. */
+		snprintf(
+			sql, sizeof(sql),
+			"UPDATE issue SET state = 'reported', state_rev = 1,"
+			" closed_at = NULL, code = NULL, merged_into_id = NULL,"
+			" overdue_level = 0, satisfaction = NULL,"
+			" assignee_org_id = NULL WHERE id = '%s'",
+			is);
+		assert_int_equal(sqlite3_exec(gs__device_db(a.dev), sql, NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+	}
+	/* A new issue that arrives already assigned. */
+	snprintf(
+		sql, sizeof(sql),
+		"INSERT INTO issue (id, source, category_id, title, grid_id,"
+		" reporter_worker_id, state, state_rev, assignee_worker_id,"
+		" due_at, hlc, origin, created_at, created_by) SELECT"
+		" '0190dddd-0000-7000-8000-000000000010', source, category_id,"
+		" title, grid_id, reporter_worker_id, 'draft', 0,"
+		" reporter_worker_id, '2099-01-01T00:00:00.000Z', hlc, origin,"
+		" created_at, created_by FROM issue WHERE id = '%s';"
+		"INSERT INTO issue_event (id, issue_id, kind, from_state,"
+		" to_state, base_rev, actor_worker_id, actor_role, device_time,"
+		" hlc, origin) VALUES ('0190dddd-0000-7000-8000-000000000011',"
+		" '0190dddd-0000-7000-8000-000000000010', 'transition', '',"
+		" 'draft', 0, '%s', 'GW', '2025-03-01T08:30:00.000Z',"
+		" '0000000000000001', 'dev-a')",
+		is, f->gw);
+	raw_write(f, &a, sql);
+	push_refused(f, &a, "governed");
+	/* A parent work order of another grid is a reference like any. */
+	{
+		char other[128];
+
+		snprintf(
+			sql, sizeof(sql),
+			"INSERT INTO issue (id, source, category_id, title,"
+			" grid_id, state, created_at, hlc, origin) SELECT"
+			" 'foreign-issue', 'hotline', category_id, title, g.id,"
+			" 'reported', created_at, hlc, 'srv' FROM issue, grid g"
+			" WHERE issue.id = '%s' AND g.id NOT IN (SELECT grid_id"
+			" FROM assignment WHERE worker_id = '%s') LIMIT 1",
+			is, f->gw);
+		assert_int_equal(sqlite3_exec(gs__store_db(f->st), sql, NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+		snprintf(other, sizeof(other), "foreign-issue");
+		snprintf(sql, sizeof(sql),
+			 "UPDATE issue SET parent_issue_id = '%s' WHERE"
+			 " id = '%s'",
+			 other, is);
+		raw_write_nofk(f, &a, sql);
+		push_refused(f, &a, "reference");
+	}
+	fx_issue_state(f, is, st, sizeof(st), &rev);
+	assert_string_equal(st, "reported");
+	assert_int_equal(rev, 1);
+	fx_dev_fini(&a);
+}
+
 /* The handheld refuses at once what the server would: a rework that names
  * an assignee or a deadline, a withdrawal by somebody else. */
 static void authz_client_refuses_offline(void **state)
@@ -1617,6 +1710,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(authz_rework_keeps_assignee,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(authz_governed_columns, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(authz_client_refuses_offline,
 						setup, teardown),
 	};
