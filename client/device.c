@@ -317,6 +317,19 @@ static int device_create(struct gs_device **out,
 			 const struct gs_device_init_opts *opts,
 			 const struct gs_bundle *bundle);
 
+/* Plain TCP only to this machine: the loopback block 127/8, [::1] or
+ * localhost, with a port. Anything else would carry a worker's data in
+ * clear over a network. */
+static bool loopback_server(const char *server)
+{
+	static const char *const hosts[] = { "127.", "[::1]:", "localhost:" };
+
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		if (strncmp(server, hosts[i], strlen(hosts[i])) == 0)
+			return i != 0 || strchr(server, ':') != NULL;
+	return false;
+}
+
 int gs_device_init(struct gs_device **out,
 		   struct gs_ctx *ctx,
 		   const char *path,
@@ -331,6 +344,12 @@ int gs_device_init(struct gs_device **out,
 	*out = NULL;
 	if (opts->version != GS_DEVICE_INIT_OPTS_VERSION)
 		return gs__err(ctx, GS_EINVAL, "unknown options version");
+	if (opts->insecure && opts->server != NULL &&
+	    !loopback_server(opts->server))
+		return gs__err(ctx, GS_EINVAL,
+			       "--insecure only reaches a server on this "
+			       "machine (127.x.x.x, [::1] or localhost): "
+			       "enrol with a bundle to reach another one");
 	if (opts->bundle == NULL)
 		return device_create(out, ctx, path, opts, NULL);
 	/* An enrolment bundle supplies what the options leave out. */
@@ -812,7 +831,7 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 	copy_meta(dev, "scope", out->scope, sizeof(out->scope));
 	copy_meta(dev, "last_sync", out->last_sync, sizeof(out->last_sync));
 	copy_meta(dev, "cursor", cursor, sizeof(cursor));
-	out->cursor = strtoll(cursor, NULL, 10);
+	out->cursor = strtoull(cursor, NULL, 10);
 	copy_meta(dev, "clock_offset_ms", cursor, sizeof(cursor));
 	if (cursor[0] != '\0') {
 		out->clock_known = 1;

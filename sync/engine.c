@@ -203,6 +203,8 @@ int gs__sess_recv(struct gs_sess *s,
 	return GS_OK;
 }
 
+static const struct move failed_error = MV(GS_MSG_ERROR, FAILED);
+
 int gs__sess_send(struct gs_sess *s,
 		  struct gs_buf *out,
 		  const struct gs_msg *msg)
@@ -212,6 +214,11 @@ int gs__sess_send(struct gs_sess *s,
 	int rc;
 
 	mv = find(send_moves[s->server], s, msg->type);
+	/* An Error may always be sent, also after a malformed frame failed
+	 * the session: the peer learns why before the connection closes. */
+	if (mv == NULL && msg->type == GS_MSG_ERROR &&
+	    s->state == GS_SESS_FAILED)
+		mv = &failed_error;
 	if (mv == NULL)
 		return illegal(s, "sending", msg->type);
 	rc = gs__msg_encode(out, msg, &s->lim);

@@ -66,6 +66,7 @@
 #include <string.h>
 
 #include <gridsync/journal.h>
+#include <gridsync/wire.h>
 
 #define SIG_NAME  "gridsyncd"
 #define SIG_EMAIL "gridsyncd@localhost"
@@ -431,6 +432,10 @@ static int rec_check(struct gs_ctx *ctx, const struct rec *r)
 			       "journal: store row %" PRId64
 			       ": sha256 has %zu bytes",
 			       r->id, r->sha_len);
+	/* A refused upload is kept by its hash alone (its bytes were never
+	 * stored: a refused changeset may be a decompression bomb). */
+	if (r->cs_len == 0 && r->result == GS_RESULT_REJECTED)
+		return GS_OK;
 	gs__sha256(sha, r->cs, r->cs_len);
 	if (memcmp(sha, r->sha, GS_SHA256_LEN) != 0)
 		return gs__err(ctx, GS_ECORRUPT,
@@ -1112,9 +1117,16 @@ static int group_mark(struct gs_journal *j,
 		rc = gs__db_step_done(j->ctx, db, mark);
 	}
 	if (rc == GS_OK)
-		return gs__db_exec(j->ctx, db, "RELEASE gs_journal_mark");
+		rc = gs__db_exec(j->ctx, db, "RELEASE gs_journal_mark");
+	if (rc == GS_OK)
+		return rc;
 	sqlite3_exec(db, "ROLLBACK TO gs_journal_mark", NULL, NULL, NULL);
 	sqlite3_exec(db, "RELEASE gs_journal_mark", NULL, NULL, NULL);
+	/* A RELEASE that could not commit (disk full) leaves the
+	 * transaction open, and with it the write lock every push needs:
+	 * end it, so the rows are marked again on the next turn. */
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -1541,6 +1553,25 @@ static bool meta_sha(const char *m, size_t len, uint8_t out[GS_SHA256_LEN])
 	return false;
 }
 
+/* A refused upload kept by its hash alone: an empty changeset blob whose
+ * metadata says 0 bytes and result REJECTED. Escaping keeps a newline out
+ * of the quoted device id, so these keys are whole lines. */
+static bool has_text(const char *m, size_t len, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (size_t i = 0; i + k <= len; i++)
+		if (memcmp(m + i, key, k) == 0)
+			return true;
+	return false;
+}
+
+static bool meta_hash_only(const char *m, size_t len)
+{
+	return has_text(m, len, "\nbytes 0\n") &&
+	       has_text(m, len, "\nresult 3\n");
+}
+
 /* Each upload in the tree: both blobs present, and its changeset's
  * sha256 the one its metadata states (catches an amended blob). */
 static int check_uploads(struct verify *v)
@@ -1568,9 +1599,15 @@ static int check_uploads(struct verify *v)
 		if (rc == 0) {
 			gs__sha256(got, git_blob_rawcontent(cs),
 				   (size_t)git_blob_rawsize(cs));
+			bool hash_only =
+				git_blob_rawsize(cs) == 0 &&
+				meta_hash_only(git_blob_rawcontent(meta),
+					       (size_t)git_blob_rawsize(meta));
+
 			if (!meta_sha(git_blob_rawcontent(meta),
 				      (size_t)git_blob_rawsize(meta), want) ||
-			    memcmp(want, got, GS_SHA256_LEN) != 0) {
+			    (!hash_only &&
+			     memcmp(want, got, GS_SHA256_LEN) != 0)) {
 				u->bad = true;
 				note(v,
 				     "upload %.16s/%" PRIu64

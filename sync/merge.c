@@ -2102,8 +2102,11 @@ static int merge_entry(struct merge *m,
 		rec.device_seq = e->device_seq;
 		rec.sha256 = e->sha256;
 		rec.hlc = e->hlc;
-		rec.changeset = e->changeset;
-		rec.len = e->len;
+		/* A refused entry is kept by its hash, never by its bytes:
+		 * they may be megabytes a small compressed frame inflated
+		 * to, and the store would grow with every refusal. */
+		rec.changeset = rc == REJECTED ? NULL : e->changeset;
+		rec.len = rc == REJECTED ? 0 : e->len;
 		rec.result =
 			rc == REJECTED ? GS_RESULT_REJECTED : GS_RESULT_APPLIED;
 		rec.reject_code = rc == REJECTED ? m->rej : GS_REJECT_NONE;

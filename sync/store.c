@@ -1682,6 +1682,17 @@ int gs__store_pull(struct gs_store *st,
 	rc = scope_for(st, dev, &scope);
 	if (rc != GS_OK)
 		goto done;
+	/* Cursors are unsigned: server_seq never passes 2^63-1 (SQLite's
+	 * rowid), so a cursor above it holds everything there is. Bound as
+	 * a signed value it would read as negative and send it all again. */
+	if (after > (uint64_t)INT64_MAX) {
+		out->changeset.len = 0;
+		out->next_cursor = after;
+		out->hlc = 0;
+		out->n_rows = 0;
+		out->more = false;
+		goto done;
+	}
 	wide = scope->n > st->narrow_max;
 	q = wide ? st->fx[FX_PULL_WIDE] : st->fx[FX_PULL_NARROW];
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)after);

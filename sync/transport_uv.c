@@ -21,7 +21,8 @@
  *   - any TLS failure (no or bad certificate, other CA, name mismatch,
  *     not TLS at all): GS_EDENIED, after the alert has been sent;
  *   - a frame length of zero or above max_frame: GS_EPROTO, before any
- *     memory is set aside for the frame (gs__frame_reader);
+ *     memory is set aside for the frame (gs__frame_reader); the peer is
+ *     sent an Error{PROTOCOL} naming the fault before the orderly close;
  *   - out of memory: GS_ENOMEM.
  *
  * Lifetime (libuv's handle model): a connection owns three handles (TCP,
@@ -105,6 +106,7 @@ struct gs_conn {
 	bool client;
 	bool reading;
 	bool paused;
+	bool yielding; /* paused only until the next loop turn */
 	bool eof;
 	bool shut_done;
 	bool was_open;
@@ -807,6 +809,28 @@ static void update_reading(struct gs_conn *c)
 	c->reading = true;
 }
 
+/* A frame the reader refused (zero or oversized length) ends the stream:
+ * there is no resynchronising inside it. The peer still hears why, in an
+ * Error{PROTOCOL} frame, before the orderly close. */
+static int send_proto_error(struct gs_conn *c)
+{
+	struct gs_buf b;
+	struct gs_msg m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.type = GS_MSG_ERROR;
+	m.u.error.code = GS_WIRE_ERR_PROTOCOL;
+	m.u.error.message = c->detail;
+	gs__buf_init(&b, c->ctx, GS_FRAME_MAX_FLOOR);
+	rc = gs__msg_encode(&b, &m, NULL);
+	if (rc == GS_OK)
+		rc = gs__conn_send(c, b.data + GS_FRAME_HDR_LEN,
+				   b.len - GS_FRAME_HDR_LEN);
+	gs__buf_fini(&b);
+	return rc;
+}
+
 /* Deliver frames from what was received, as long as the connection is
  * open and not paused. */
 static void pump(struct gs_conn *c)
@@ -831,7 +855,11 @@ static void pump(struct gs_conn *c)
 				detail_from_ctx(c);
 				GS_INFO(c->ctx, "%s: %s", c->addr, c->detail);
 				c->in_len = 0;
-				close_with(c, rc, false);
+				if (rc == GS_EPROTO &&
+				    send_proto_error(c) == GS_OK)
+					close_with(c, rc, true);
+				else
+					close_with(c, rc, false);
 				return;
 			}
 			continue;
@@ -1037,13 +1065,29 @@ static void on_resume(uv_idle_t *h)
 	struct gs_conn *c = h->data;
 
 	uv_idle_stop(h);
+	if (c->yielding) {
+		c->yielding = false;
+		c->paused = false;
+	}
 	if (c->state == ST_OPEN)
 		pump(c);
 }
 
+void gs__conn_yield(struct gs_conn *c)
+{
+	if (c == NULL || c->state != ST_OPEN || c->paused)
+		return;
+	c->paused = true;
+	c->yielding = true;
+	uv_idle_start(&c->resume, on_resume);
+}
+
 void gs__conn_pause(struct gs_conn *c, bool paused)
 {
-	if (c == NULL || c->state >= ST_CLOSING || c->paused == paused)
+	if (c == NULL || c->state >= ST_CLOSING)
+		return;
+	c->yielding = false;
+	if (c->paused == paused)
 		return;
 	c->paused = paused;
 	if (!paused && c->state == ST_OPEN) {

@@ -648,7 +648,7 @@ static int cmd_status(struct cli *c, struct gs_device *dev)
 	printer_field(p, "last_seq", num, false);
 	snprintf(num, sizeof(num), "%016llx", (unsigned long long)st.hlc);
 	printer_field(p, "hlc", num, true);
-	snprintf(num, sizeof(num), "%lld", (long long)st.cursor);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.cursor);
 	printer_field(p, "cursor", num, false);
 	printer_field(p, "last_sync", st.last_sync[0] ? st.last_sync : NULL,
 		      true);

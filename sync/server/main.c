@@ -34,6 +34,8 @@ static const char usage_text[] =
 	" [--server HOST:PORT]\n"
 	"  serve --listen ADDR:PORT [--journal DIR] [--insecure]"
 	" [--ready-file FILE]\n"
+	"        [--handshake-ms N] (TLS and Hello, default 10000)"
+	" [--stall-ms N] (unread replies, default 30000)\n"
 	"  devices | conflicts | stats\n"
 	"  journal verify --journal DIR\n"
 	"The PKI directory defaults to FILE.pki next to the database.\n";
@@ -327,7 +329,16 @@ static int cmd_serve(struct gs_ctx *ctx, const struct opts *o)
 	so.insecure = opt(o, "insecure") != NULL;
 	so.pki_dir = pki_dir(o, pki, sizeof(pki));
 	so.idle_ms = 60000;
+	so.handshake_ms = 10000;
+	so.stall_ms = 30000;
 	so.journal_every_ms = 200;
+	if (opt(o, "handshake-ms") != NULL)
+		so.handshake_ms = strtoull(opt(o, "handshake-ms"), NULL, 10);
+	if (opt(o, "stall-ms") != NULL)
+		so.stall_ms = strtoull(opt(o, "stall-ms"), NULL, 10);
+	if (so.handshake_ms == 0 || so.stall_ms == 0)
+		return usage("--handshake-ms and --stall-ms need a number of "
+			     "milliseconds above 0");
 	if (so.insecure && strncmp(so.listen, "127.", 4) != 0 &&
 	    strncmp(so.listen, "[::1]", 5) != 0 &&
 	    strncmp(so.listen, "localhost", 9) != 0)

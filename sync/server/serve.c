@@ -29,6 +29,9 @@
 
 #include <signal.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +39,14 @@
 #include <gridsync/engine.h>
 #include <gridsync/schema.h>
 #include <gridsync/scope.h>
+
+/* Per connection and per push (docs/SYNC.md, "Bounds"). */
+#define PUSH_INFLATE_MAX (16u << 20) /* changeset bytes one Push inflates */
+#define WRITE_QUEUE_MAX  (1u << 20)  /* queued reply bytes before pausing */
+#define TICK_MS          500u        /* the per-connection watch */
+#define TRIM_EVERY_MS    2000u       /* malloc_trim at most this often */
+#define MMAP_THRESHOLD   (256u << 10)
+#define LOG_ID_MAX       64
 
 struct server {
 	struct gs_ctx *ctx;
@@ -60,7 +71,13 @@ struct server {
 	bool stopping;
 	bool journal_dirty;
 	bool crash_after_commit; /* GS_CRASH_AT=push-committed */
+	bool trim_due;           /* connections closed since the last trim */
+	uint64_t last_trim_ms;
 	uint64_t pushes, pulls;
+	/* One pair of zstd contexts for every connection (loop thread
+	 * only): a context pair costs about 750 KiB, too much to keep per
+	 * connection. */
+	struct gs_zstd z;
 };
 
 struct sconn {
@@ -71,7 +88,13 @@ struct sconn {
 	struct gs_store_device dev;
 	bool hello_ok;
 	struct gs_buf out;
-	struct gs_zstd z;
+	/* Watches the Hello deadline, then a peer that stops reading. */
+	uv_timer_t tick;
+	uint64_t opened_ms;
+	uint64_t stall_since_ms; /* 0: replies are leaving */
+	size_t stall_queued;
+	bool write_paused; /* reading stopped until the replies drain */
+	bool closed;
 };
 
 static int send_msg(struct sconn *sc, const struct gs_msg *msg)
@@ -102,10 +125,39 @@ static void refuse(struct sconn *sc,
 	GS_INFO(sc->srv->ctx, "refusing %s: %s",
 		sc->dev.id[0] ? sc->dev.id : gs__conn_peer_addr(sc->conn),
 		message);
+	sc->closed = true;
 	if (send_msg(sc, &m) != GS_OK)
 		gs__conn_close(sc->conn, GS_EPROTO);
 	else
 		gs__conn_close(sc->conn, GS_OK);
+}
+
+/* A device id as it may appear in a log line: printable ASCII only (an
+ * id with a newline must not forge lines), at most LOG_ID_MAX bytes. */
+static const char *log_id(char out[LOG_ID_MAX + 1], const char *id)
+{
+	size_t n = 0;
+
+	for (; id != NULL && id[n] != '\0' && n < LOG_ID_MAX; n++)
+		out[n] = id[n] > ' ' && id[n] < 0x7f ? id[n] : '?';
+	out[n] = '\0';
+	return out;
+}
+
+/* A refused Hello is logged at the default level (WARN), with the device
+ * id it claimed and the peer address: what an operator needs to see why a
+ * device cannot sync, and no personal data. */
+static void refuse_hello(struct sconn *sc,
+			 const struct gs_msg_hello *h,
+			 enum gs_wire_err code,
+			 const char *message)
+{
+	char id[LOG_ID_MAX + 1];
+
+	GS_WARN(sc->srv->ctx, "refused hello from device %s at %s: %s",
+		log_id(id, h->device_id), gs__conn_peer_addr(sc->conn),
+		message);
+	refuse(sc, code, 0, message);
 }
 
 static size_t split_scope(const char *scope,
@@ -141,32 +193,33 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 	int rc;
 
 	if (gs__sess_pick_version(h, &version) != GS_OK) {
-		refuse(sc, GS_WIRE_ERR_VERSION, 0,
-		       "no common protocol version: upgrade gridsync");
+		refuse_hello(sc, h, GS_WIRE_ERR_VERSION,
+			     "no common protocol version: upgrade gridsync");
 		return;
 	}
 	if (h->schema_version != GS_SCHEMA_VERSION) {
-		refuse(sc, GS_WIRE_ERR_SCHEMA_UPGRADE, 0,
-		       h->schema_version < GS_SCHEMA_VERSION
-			       ? "this device's schema is older than the "
-				 "server's: upgrade gridsync before syncing; "
-				 "nothing was applied"
-			       : "this device's schema is newer than the "
-				 "server's: upgrade gridsyncd");
+		refuse_hello(sc, h, GS_WIRE_ERR_SCHEMA_UPGRADE,
+			     h->schema_version < GS_SCHEMA_VERSION
+				     ? "this device's schema is older than the "
+				       "server's: upgrade gridsync before "
+				       "syncing; nothing was applied"
+				     : "this device's schema is newer than the "
+				       "server's: upgrade gridsyncd");
 		return;
 	}
 	if (!srv->o->insecure &&
 	    (peer == NULL || strcmp(peer, h->device_id) != 0)) {
-		refuse(sc, GS_WIRE_ERR_UNAUTHORIZED, 0,
-		       "the certificate does not belong to this device id");
+		refuse_hello(sc, h, GS_WIRE_ERR_UNAUTHORIZED,
+			     "the certificate does not belong to this device "
+			     "id");
 		return;
 	}
 	rc = gs__store_device_get(srv->store, h->device_id, &sc->dev);
 	if (rc != GS_OK || sc->dev.revoked) {
 		sc->dev.id[0] = '\0';
-		refuse(sc, GS_WIRE_ERR_UNAUTHORIZED, 0,
-		       rc == GS_OK ? "this device is revoked"
-				   : "this device is not enrolled");
+		refuse_hello(sc, h, GS_WIRE_ERR_UNAUTHORIZED,
+			     rc == GS_OK ? "this device is revoked"
+					 : "this device is not enrolled");
 		return;
 	}
 	gs__store_device_seen(srv->store, sc->dev.id);
@@ -195,6 +248,8 @@ static void on_push(struct sconn *sc, const struct gs_msg_push *p)
 	struct gs_store_push_out out;
 	struct gs_buf *bufs = NULL;
 	struct gs_msg m;
+	uint64_t inflated = 0;
+	char why[160];
 	int rc = GS_OK;
 
 	memset(&out, 0, sizeof(out));
@@ -202,6 +257,27 @@ static void on_push(struct sconn *sc, const struct gs_msg_push *p)
 		refuse(sc, GS_WIRE_ERR_SCHEMA_UPGRADE, 0,
 		       "push in another schema version: upgrade gridsync; "
 		       "nothing was applied");
+		return;
+	}
+	/* The budget is judged on the sizes the entries declare (which
+	 * inflation then holds them to), before a byte is inflated. The
+	 * client's batches stay far below it. */
+	for (size_t i = 0; i < p->n_entries; i++) {
+		const struct gs_push_entry *pe = &p->entries[i];
+
+		inflated += pe->compression == GS_COMP_ZSTD
+				    ? pe->uncompressed_len
+				    : pe->changeset_len;
+	}
+	if (inflated > PUSH_INFLATE_MAX) {
+		char id[LOG_ID_MAX + 1];
+
+		snprintf(why, sizeof(why),
+			 "push declares %llu changeset bytes, above the "
+			 "server's budget of %u per push; nothing was applied",
+			 (unsigned long long)inflated, PUSH_INFLATE_MAX);
+		GS_WARN(srv->ctx, "device %s: %s", log_id(id, sc->dev.id), why);
+		refuse(sc, GS_WIRE_ERR_LIMIT, 0, why);
 		return;
 	}
 	e = gs__calloc(srv->ctx, p->n_entries + 1, sizeof(*e));
@@ -212,7 +288,7 @@ static void on_push(struct sconn *sc, const struct gs_msg_push *p)
 		const struct gs_push_entry *pe = &p->entries[i];
 
 		gs__buf_init(&bufs[i], srv->ctx, GS_FRAME_MAX_CEILING);
-		rc = gs__changeset_unpack(&bufs[i], &sc->z, pe->compression,
+		rc = gs__changeset_unpack(&bufs[i], &srv->z, pe->compression,
 					  pe->changeset, pe->changeset_len,
 					  pe->uncompressed_len, NULL);
 		e[i].device_seq = pe->device_seq;
@@ -236,10 +312,18 @@ static void on_push(struct sconn *sc, const struct gs_msg_push *p)
 	if (rc != GS_OK) {
 		/* Nothing was made durable: acknowledge nothing, and ask the
 		 * device to come back (disk full, I/O error, busy). */
-		GS_ERRORLOG(srv->ctx, "push from %s not stored: %s", sc->dev.id,
-			    gs_ctx_errmsg(srv->ctx));
+		GS_ERRORLOG(srv->ctx, "push from %s not stored: %s%s%s",
+			    sc->dev.id,
+			    rc == GS_EFULL ? "disk full: free space on the "
+					     "disk of "
+					   : "",
+			    rc == GS_EFULL ? srv->o->db_path : "",
+			    rc == GS_EFULL ? "" : gs_ctx_errmsg(srv->ctx));
 		refuse(sc, GS_WIRE_ERR_BUSY, 5000,
-		       "the server could not store the upload; retry later");
+		       rc == GS_EFULL ? "the server's disk is full: nothing "
+					"was stored; retry later"
+				      : "the server could not store the "
+					"upload; retry later");
 		gs__store_push_out_fini(&out);
 		return;
 	}
@@ -278,7 +362,7 @@ static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
 	gs__buf_init(&packed, srv->ctx, GS_FRAME_MAX_CEILING);
 	rc = gs__store_pull(srv->store, &sc->dev, p->after_seq, budget, &out);
 	if (rc == GS_OK && out.changeset.len > 0)
-		rc = gs__changeset_pack(&packed, &comp, &sc->z,
+		rc = gs__changeset_pack(&packed, &comp, &srv->z,
 					out.changeset.data, out.changeset.len);
 	if (rc != GS_OK) {
 		GS_ERRORLOG(srv->ctx, "pull for %s failed: %s", sc->dev.id,
@@ -312,6 +396,79 @@ static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
 out:
 	gs__buf_fini(&packed);
 	gs__store_pull_out_fini(&out);
+}
+
+/*
+ * One request per connection per loop turn: after each, the connection
+ * is paused and resumed on a later turn (gs__conn_pause delivers from an
+ * idle handle), so a peer that pipelines thousands of requests takes its
+ * turn with every other connection instead of holding the loop. While
+ * its replies pile up unread (more than WRITE_QUEUE_MAX queued), it stays
+ * paused until they drain; the tick closes it if they stop moving.
+ */
+static void after_request(struct sconn *sc)
+{
+	if (sc->closed)
+		return;
+	if (gs__conn_queued(sc->conn) > WRITE_QUEUE_MAX) {
+		sc->write_paused = true;
+		gs__conn_pause(sc->conn, true);
+		return;
+	}
+	gs__conn_yield(sc->conn);
+}
+
+static void on_drain(struct gs_conn *c, void *payload)
+{
+	struct sconn *sc = payload;
+
+	if (!sc->write_paused)
+		return;
+	sc->write_paused = false;
+	sc->stall_since_ms = 0;
+	gs__conn_pause(c, false);
+}
+
+/* The connection's watch: no Hello within the handshake deadline (a
+ * trickled Hello too), or replies that stopped leaving for stall_ms. */
+static void on_tick(uv_timer_t *t)
+{
+	struct sconn *sc = t->data;
+	struct server *srv = sc->srv;
+	uint64_t now = uv_now(&srv->loop);
+	size_t queued = gs__conn_queued(sc->conn);
+
+	if (sc->closed)
+		return;
+	if (!sc->hello_ok && now - sc->opened_ms >= srv->o->handshake_ms) {
+		GS_WARN(srv->ctx,
+			"closing %s: no Hello within %llu ms of connecting",
+			gs__conn_peer_addr(sc->conn),
+			(unsigned long long)srv->o->handshake_ms);
+		refuse(sc, GS_WIRE_ERR_PROTOCOL, 0,
+		       "no Hello within the handshake deadline");
+		return;
+	}
+	if (queued == 0 || !sc->write_paused) {
+		sc->stall_since_ms = 0;
+		return;
+	}
+	if (sc->stall_since_ms == 0 || queued < sc->stall_queued) {
+		sc->stall_since_ms = now; /* first seen, or moving again */
+		sc->stall_queued = queued;
+		return;
+	}
+	if (now - sc->stall_since_ms >= srv->o->stall_ms) {
+		char id[LOG_ID_MAX + 1];
+
+		GS_WARN(srv->ctx,
+			"closing device %s at %s: %zu reply bytes unread for "
+			"%llu ms",
+			log_id(id, sc->dev.id), gs__conn_peer_addr(sc->conn),
+			queued, (unsigned long long)srv->o->stall_ms);
+		sc->closed = true;
+		gs__conn_close(sc->conn, GS_ETIMEDOUT);
+	}
 }
 
 static void
@@ -354,6 +511,14 @@ on_frame(struct gs_conn *c, const uint8_t *data, size_t len, void *payload)
 		break;
 	}
 	gs__msg_free(msg);
+	after_request(sc);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+	struct sconn *sc = h->data;
+
+	gs__free(sc->srv->ctx, sc);
 }
 
 static void on_conn_close(struct gs_conn *c, int status, void *payload)
@@ -369,16 +534,19 @@ static void on_conn_close(struct gs_conn *c, int status, void *payload)
 		srv->conns = sc->next;
 	if (sc->next != NULL)
 		sc->next->prev = sc->prev;
-	gs__zstd_fini(&sc->z);
 	gs__buf_fini(&sc->out);
-	gs__free(srv->ctx, sc);
+	sc->closed = true;
+	sc->conn = NULL;
 	srv->n_conns--;
+	srv->trim_due = true;
+	uv_close((uv_handle_t *)&sc->tick, on_tick_closed);
 }
 
 static void on_accept(struct gs_listener *l, struct gs_conn *c, void *payload)
 {
 	struct server *srv = payload;
-	struct gs_conn_cbs cbs = { NULL, on_frame, NULL, on_conn_close, NULL };
+	struct gs_conn_cbs cbs = { NULL, on_frame, on_drain, on_conn_close,
+				   NULL };
 	struct sconn *sc = gs__calloc(srv->ctx, 1, sizeof(*sc));
 
 	(void)l;
@@ -390,7 +558,10 @@ static void on_accept(struct gs_listener *l, struct gs_conn *c, void *payload)
 	sc->conn = c;
 	gs__sess_init(&sc->sess, srv->ctx, true);
 	gs__buf_init(&sc->out, srv->ctx, GS_FRAME_MAX_CEILING);
-	gs__zstd_init(&sc->z, srv->ctx);
+	sc->opened_ms = uv_now(&srv->loop);
+	GS_ASSERT(uv_timer_init(&srv->loop, &sc->tick) == 0);
+	sc->tick.data = sc;
+	uv_timer_start(&sc->tick, on_tick, TICK_MS, TICK_MS);
 	cbs.payload = sc;
 	gs__conn_set_cbs(c, &cbs);
 	sc->next = srv->conns;
@@ -457,9 +628,25 @@ static void journal_flush(struct server *srv)
 	}
 }
 
+/* Give freed memory back to the system once connections have come and
+ * gone (a storm of devices leaves the heap at its peak otherwise). */
+static void trim_memory(struct server *srv)
+{
+	uint64_t now = uv_now(&srv->loop);
+
+	if (!srv->trim_due || now - srv->last_trim_ms < TRIM_EVERY_MS)
+		return;
+	srv->trim_due = false;
+	srv->last_trim_ms = now;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void on_journal_tick(uv_timer_t *t)
 {
 	journal_kick(t->data);
+	trim_memory(t->data);
 }
 
 static void on_listener_closed(void *payload)
@@ -505,6 +692,13 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 	memset(&srv, 0, sizeof(srv));
 	srv.ctx = ctx;
 	srv.o = o;
+	gs__zstd_init(&srv.z, ctx);
+#ifdef __GLIBC__
+	/* Buffers of a push or pull (up to megabytes) get pages of their own
+	 * that go back to the system when freed, instead of raising glibc's
+	 * adaptive threshold and staying in the heap. */
+	mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+#endif
 	srv.crash_after_commit =
 		getenv("GS_CRASH_AT") != NULL &&
 		strcmp(getenv("GS_CRASH_AT"), "push-committed") == 0;
@@ -525,11 +719,10 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 			gs__err(ctx, rc, "journal: %s",
 				gs_ctx_errmsg(srv.jctx));
 	}
-	if (rc == GS_OK && srv.journal != NULL) {
-		/* Intents left by a crash are appended before serving. */
+	/* Intents left by a crash or a restart are appended by the worker
+	 * while the server already serves (a large backlog takes seconds). */
+	if (rc == GS_OK && srv.journal != NULL)
 		srv.journal_dirty = true;
-		journal_flush(&srv);
-	}
 	if (rc == GS_OK && !o->insecure) {
 		snprintf(ca, sizeof(ca), "%s/ca.pem", o->pki_dir);
 		snprintf(cert, sizeof(cert), "%s/server.pem", o->pki_dir);
@@ -538,6 +731,7 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 	}
 	copts.tls = srv.tls;
 	copts.idle_ms = o->idle_ms;
+	copts.handshake_ms = o->handshake_ms;
 	if (rc == GS_OK)
 		rc = gs__listen(&srv.listener, ctx, &srv.loop, o->listen,
 				&copts, on_accept, &srv);
@@ -554,6 +748,7 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 		srv.journal_timer.data = &srv;
 		uv_timer_start(&srv.journal_timer, on_journal_tick,
 			       o->journal_every_ms, o->journal_every_ms);
+		journal_kick(&srv);
 		fprintf(stderr, "gridsyncd: serving %s on port %d (%s)\n",
 			o->db_path, gs__listener_port(srv.listener),
 			o->insecure ? "plain TCP, --insecure" : "TLS 1.3");
@@ -570,5 +765,6 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 	gs__db_close(srv.jdb);
 	gs_ctx_free(srv.jctx);
 	gs__store_close(srv.store);
+	gs__zstd_fini(&srv.z);
 	return rc;
 }

@@ -14,6 +14,8 @@ struct serve_opts {
 	const char *ready_file;  /* write the bound port here once listening */
 	bool insecure;
 	uint64_t idle_ms;
+	uint64_t handshake_ms;     /* TLS and Hello done within this */
+	uint64_t stall_ms;         /* replies unread this long: disconnect */
 	uint64_t journal_every_ms; /* group-commit interval */
 };
 

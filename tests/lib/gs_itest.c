@@ -113,14 +113,20 @@ void gs_itest_server_start(struct gs_itest_server *s, const char *extra_env)
 				     "--journal", s->journal,   "--ready-file",
 				     s->ready,    "--insecure", NULL };
 	uint64_t deadline = gs__clock_mono_ns() + 20ull * 1000000000ull;
+	const char *args[32];
+	size_t n = 0;
 	char err[4200];
 
+	for (const char *const *a = s->tls ? tls_args : plain_args; *a; a++)
+		args[n++] = *a;
+	for (size_t i = 0; s->serve_args[i] != NULL && n < 31; i++)
+		args[n++] = s->serve_args[i];
+	args[n] = NULL;
 	/* A restart keeps the port: enrolled devices remember the address. */
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
 	unlink(s->ready);
 	snprintf(err, sizeof(err), "%s/server.log", s->dir);
-	s->pid = spawn(s->tls ? tls_args : plain_args, "/dev/null", err,
-		       extra_env);
+	s->pid = spawn(args, "/dev/null", err, extra_env);
 	/* Wait for the condition (the ready file), bounded. */
 	for (;;) {
 		FILE *f = fopen(s->ready, "r");
@@ -341,4 +347,26 @@ gs_itest_server_int(struct gs_itest_server *s, const char *sql, const char *arg)
 	gs__db_close(db);
 	gs_ctx_free(ctx);
 	return n;
+}
+
+void gs_itest_rss(pid_t pid, long *hwm_kib, long *rss_kib)
+{
+	char path[64];
+	char line[256];
+	FILE *f;
+
+	*hwm_kib = *rss_kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		fail_msg("cannot read %s", path);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			*hwm_kib = strtol(line + 6, NULL, 10);
+		else if (strncmp(line, "VmRSS:", 6) == 0)
+			*rss_kib = strtol(line + 6, NULL, 10);
+	}
+	fclose(f);
+	if (*hwm_kib < 0 || *rss_kib < 0)
+		fail_msg("no VmHWM/VmRSS in %s", path);
 }

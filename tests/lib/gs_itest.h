@@ -23,7 +23,14 @@ struct gs_itest_server {
 	int port;
 	pid_t pid;
 	bool tls;
+	/* More `serve` arguments (NULL-terminated), e.g. "--stall-ms",
+	 * "2000"; set before gs_itest_server_start. */
+	const char *serve_args[9];
 };
+
+/* VmHWM (peak) and VmRSS (now) of a process, in KiB, from
+ * /proc/PID/status; fails the test if they cannot be read. */
+void gs_itest_rss(pid_t pid, long *hwm_kib, long *rss_kib);
 
 /* Path of a built program: GS_BINDIR/bin/<name>. */
 const char *gs_itest_bin(const char *name);

@@ -294,7 +294,7 @@ struct gs_status {
 	uint64_t outbox_bytes;
 	uint64_t last_seq;     /* highest device_seq assigned */
 	uint64_t hlc;          /* the device's clock */
-	int64_t cursor;        /* last server_seq received */
+	uint64_t cursor;       /* last server_seq received */
 	char last_sync[32];    /* ISO-8601, or "" if never */
 	char content_hash[65]; /* SHA-256 of the replicated rows */
 	int schema_version;

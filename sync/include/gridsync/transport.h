@@ -145,6 +145,11 @@ const char *gs__conn_peer_addr(const struct gs_conn *c);
  * call). The handshake proceeds while paused. */
 void gs__conn_pause(struct gs_conn *c, bool paused);
 
+/* Deliver no more frames on this loop turn: the next ones come on a later
+ * turn, after other connections had theirs (fairness between peers that
+ * pipeline many requests). A later gs__conn_pause overrides it. */
+void gs__conn_yield(struct gs_conn *c);
+
 /* Change the idle deadline (0: the default, UINT64_MAX: none), counted
  * from the last received byte. */
 void gs__conn_set_idle(struct gs_conn *c, uint64_t idle_ms);
