@@ -52,6 +52,8 @@
 #define MAXDEV    6
 #define MAXCOL    40
 #define HASH_SIZE 8192
+/* The server stamps no entry later than its now plus this. */
+#define CLAMP_MS 300000
 
 /* ---- the tables the model knows ----------------------------------------- */
 
@@ -170,19 +172,100 @@ static void set_val(char **slot, const char *v)
 	*slot = v != NULL ? strdup(v) : NULL;
 }
 
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "";
+}
+
 /* ---- the model ------------------------------------------------------------
  */
 
+/*
+ * The stamp the server gives a write: the entry's HLC, or, for a device
+ * more than 5 minutes fast, the server's now + 5 minutes, kept strictly
+ * after the device's previous entry. The test knows the server's now only
+ * as the interval its sync ran in, so a clamped stamp is (push, k): the
+ * k-th clamped entry of the push-th sync, whose milliseconds lie in
+ * [lo_ms, hi_ms]. Syncs never overlap and each starts in a later
+ * millisecond than the last ended, so later pushes stamp later.
+ */
 struct stamp {
-	uint64_t hlc;
+	uint64_t hlc; /* exact, or make(lo_ms, k) */
 	char dev[64];
+	unsigned push; /* 0: exact */
+	int64_t lo_ms, hi_ms;
+	unsigned k;
 };
 
-static int stamp_cmp(const struct stamp *a, const struct stamp *b)
+static bool AMBIGUOUS;
+
+/* Order of two stamps by their HLC alone (0 when equal). */
+static int stamp_order(const struct stamp *a, const struct stamp *b)
 {
+	if (a->push != 0 && b->push != 0) {
+		if (a->push != b->push)
+			return a->push > b->push ? 1 : -1;
+		return a->k > b->k ? 1 : a->k < b->k ? -1 : 0;
+	}
+	if (a->push != 0 || b->push != 0) {
+		const struct stamp *c = a->push != 0 ? a : b;
+		const struct stamp *x = a->push != 0 ? b : a;
+		int sign = a->push != 0 ? 1 : -1;
+
+		if (x->hlc < gs__hlc_make(c->lo_ms, 0))
+			return sign;
+		if (x->hlc > gs__hlc_make(c->hi_ms, c->k))
+			return -sign;
+		AMBIGUOUS = true;
+		return sign;
+	}
 	if (a->hlc != b->hlc)
 		return a->hlc > b->hlc ? 1 : -1;
-	return strcmp(a->dev, b->dev);
+	return 0;
+}
+
+/* Last writer wins: HLC, then device id. */
+static int stamp_cmp(const struct stamp *a, const struct stamp *b)
+{
+	int c = stamp_order(a, b);
+
+	return c != 0 ? c : strcmp(a->dev, b->dev);
+}
+
+/* A stamp as the model stores it in an hlc column: the hex text, or
+ * "C:lo:hi:k" for a clamped one (checked against the server's value). */
+static char *stamp_enc(const struct stamp *s)
+{
+	char buf[96];
+
+	if (s->push == 0) {
+		char hex[GS_HLC_TEXT_LEN];
+
+		gs__hlc_format(hex, s->hlc);
+		snprintf(buf, sizeof(buf), "T:%s", hex);
+	} else {
+		snprintf(buf, sizeof(buf), "C:%lld:%lld:%u",
+			 (long long)s->lo_ms, (long long)s->hi_ms, s->k);
+	}
+	return strdup(buf);
+}
+
+/* Does the server's hlc text v match the model's stamp text m? */
+static bool stamp_match(const char *m, const char *v)
+{
+	long long lo;
+	long long hi;
+	unsigned k;
+	uint64_t h;
+
+	if (m == NULL || m[0] != 'C')
+		return same(m, v);
+	if (sscanf(m, "C:%lld:%lld:%u", &lo, &hi, &k) != 3 || txt(v) == NULL ||
+	    gs__hlc_parse(&h, txt(v)) != GS_OK)
+		return false;
+	return GS_HLC_MS(h) >= lo && GS_HLC_MS(h) <= hi && GS_HLC_CTR(h) == k;
 }
 
 struct mrow {
@@ -190,8 +273,9 @@ struct mrow {
 	char *pk;
 	char *val[MAXCOL];
 	struct stamp clk[MAXCOL];
-	int by;    /* inserting device, -1 for seeded rows */
-	bool born; /* an issue inserted by the entry being applied */
+	struct stamp rs; /* the row's hlc: its newest write */
+	int by;          /* inserting device, -1 for seeded rows */
+	bool born;       /* an issue inserted by the entry being applied */
 	struct mrow *next;
 };
 
@@ -237,6 +321,7 @@ struct dev {
 	char *grids[16];
 	int n_grids;
 	int64_t conflict_mark; /* gs_conflict ids seen */
+	struct stamp last;     /* of its last entry the server took */
 	uint64_t seen_seq;     /* outbox entries captured up to */
 };
 
@@ -244,7 +329,8 @@ struct stats {
 	unsigned ops[16];
 	unsigned syncs, entries, refused, lost_arrival, tombstone_edits;
 	unsigned overwrites, ev_applied, ev_noop, ev_review, ev_stale;
-	unsigned rows_checked, cols_checked;
+	unsigned rows_checked, cols_checked, clamped;
+	unsigned crafted[16];
 };
 
 static const char *const op_name[] = {
@@ -281,7 +367,8 @@ struct orc {
 	struct told *told;
 	size_t n_told, cap_told;
 	struct stats st;
-	bool pend_clocks;
+	unsigned n_push;
+	bool pend_losers;
 	char fail[512];
 };
 
@@ -421,8 +508,8 @@ static bool device_col(const struct tab *tb, int i)
 	return !(tb->cls[i] & (C_PK | C_STAMP | C_SERVER | C_GOV));
 }
 
-/* The row's insert stamp from its hlc and origin values. */
-static struct stamp row_stamp(const struct orc *o, const struct mrow *r)
+/* The stamp of a seeded row, from its hlc and origin values. */
+static struct stamp seeded_stamp(const struct orc *o, const struct mrow *r)
 {
 	const struct tab *tb = &o->tab[r->t];
 	struct stamp s;
@@ -433,6 +520,16 @@ static struct stamp row_stamp(const struct orc *o, const struct mrow *r)
 	if (txt(r->val[tb->i_origin]) != NULL)
 		snprintf(s.dev, sizeof(s.dev), "%s", txt(r->val[tb->i_origin]));
 	return s;
+}
+
+/* The row's hlc column moves to s. */
+static void set_rowstamp(struct orc *o, struct mrow *m, const struct stamp *s)
+{
+	const struct tab *tb = &o->tab[m->t];
+
+	m->rs = *s;
+	free(m->val[tb->i_hlc]);
+	m->val[tb->i_hlc] = stamp_enc(s);
 }
 
 /* What the seed put on the server: the rows devices may then edit, with
@@ -455,7 +552,8 @@ static void seed_load(struct orc *o)
 			for (int i = 0; i < tb->n; i++)
 				r->val[i] =
 					enc_value(sqlite3_column_value(st, i));
-			s = row_stamp(o, r);
+			s = seeded_stamp(o, r);
+			r->rs = s;
 			for (int i = 0; i < tb->n; i++)
 				r->clk[i] = s;
 		}
@@ -759,7 +857,170 @@ static const char *row_grid(struct orc *o,
 	return NULL;
 }
 
-/* Would the server refuse the whole entry (the scope and shape rules)? */
+/* Does an entry's value nv claim anything against the current cur (NULL
+ * for an insert)? A value equal to the one the server holds does not. */
+static bool writes(const char *nv, const char *cur)
+{
+	return nv != NULL && (cur == NULL || !same(nv, cur));
+}
+
+/* Does the entry carry a transition of issue id that closes it, or
+ * dispatches it by a rule the device's role may make (10 or 14)? */
+static void entry_moves(struct orc *o,
+			const struct dev *d,
+			struct crow *rows,
+			size_t n,
+			const char *id,
+			bool *any,
+			bool *closes,
+			bool *assigns)
+{
+	const struct tab *et = &o->tab[T_EVENT];
+
+	*any = *closes = *assigns = false;
+	for (size_t k = 0; k < n; k++) {
+		const char *from;
+		const char *to;
+		const struct rule *ru;
+
+		if (rows[k].t != T_EVENT || rows[k].op != SQLITE_INSERT ||
+		    !same(txt(rows[k].newv[col_of(et, "issue_id")]), id) ||
+		    !same(txt(rows[k].newv[col_of(et, "kind")]), "transition"))
+			continue;
+		from = txt(rows[k].newv[col_of(et, "from_state")]);
+		to = txt(rows[k].newv[col_of(et, "to_state")]);
+		ru = rule_find(from != NULL ? from : "", to != NULL ? to : "");
+		*any = true;
+		*closes = *closes || same(to, "closed");
+		*assigns =
+			*assigns || (ru != NULL && same(ru->to, "dispatched") &&
+				     (same(ru->from, "accepted") ||
+				      same(ru->from, "returned")) &&
+				     role_in(ru->roles, d->role));
+	}
+}
+
+/*
+ * What a device may claim (the authorization rules of docs/SYNC.md, as
+ * this test states them): its own worker in author columns, references to
+ * rows in its scope, an issue's state columns only with the moves that
+ * change them, events acted by its own worker in its own role and, but
+ * for transitions, without a change of state. NULL when the row passes.
+ */
+static const char *claims(struct orc *o,
+			  const struct dev *d,
+			  struct crow *rows,
+			  size_t n,
+			  struct crow *r,
+			  struct mrow *cur,
+			  const struct pend_ins *pend,
+			  size_t n_pend)
+{
+	static const char *const author[] = { "created_by", "updated_by",
+					      "worker_id",
+					      "reporter_worker_id" };
+	static const char *const owned[] = { "state",
+					     "state_rev",
+					     "closed_at",
+					     "assignee_org_id",
+					     "assignee_worker_id",
+					     "due_at",
+					     "code",
+					     "overdue_level",
+					     "merged_into_id",
+					     "satisfaction" };
+	const struct tab *tb = &o->tab[r->t];
+	int i;
+
+	for (size_t a = 0; a < 4; a++) {
+		const char *nv;
+
+		i = col_of(tb, author[a]);
+		if (i < 0)
+			continue;
+		nv = r->newv[i];
+		if (!writes(nv, cur != NULL ? cur->val[i] : NULL))
+			continue;
+		if (txt(nv) != NULL && strcmp(txt(nv), d->worker) != 0)
+			return "another worker's id (author)";
+		if (cur != NULL &&
+		    (strcmp(author[a], "created_by") == 0 ||
+		     strcmp(author[a], "reporter_worker_id") == 0))
+			return "a fixed column changed (fixed)";
+	}
+	i = col_of(tb, "household_id");
+	if ((r->t == T_VISIT || r->t == T_ISSUE) && i >= 0 &&
+	    writes(r->newv[i], cur != NULL ? cur->val[i] : NULL) &&
+	    txt(r->newv[i]) != NULL) {
+		const char *hh = txt(r->newv[i]);
+		const char *g = NULL;
+		bool found = false;
+
+		for (size_t k = 0; k < n_pend; k++)
+			if (pend[k].t == T_HH && strcmp(pend[k].pk, hh) == 0) {
+				g = pend[k].grid;
+				found = true;
+			}
+		if (!found && row_find(o, T_HH, hh) != NULL) {
+			g = txt(rv(o, row_find(o, T_HH, hh), "grid_id"));
+			found = true;
+		}
+		if (!found || !in_scope(d, g))
+			return "a household outside the scope (reference)";
+	}
+	if (r->t == T_ISSUE) {
+		bool any, closes, assigns;
+
+		entry_moves(o, d, rows, n, r->pk, &any, &closes, &assigns);
+		for (size_t q = 0; q < sizeof(owned) / sizeof(*owned); q++) {
+			const char *nv;
+			bool ok;
+
+			i = col_of(tb, owned[q]);
+			nv = r->newv[i];
+			if (cur == NULL) {
+				ok = q < 2 || nv == NULL || same(nv, "N") ||
+				     same(nv, "I:0");
+			} else if (!writes(nv, cur->val[i])) {
+				continue;
+			} else {
+				ok = q < 2   ? any
+				     : q < 3 ? closes
+				     : q < 6 ? assigns
+					     : false;
+			}
+			if (!ok)
+				return "a state column without its move"
+				       " (governed)";
+		}
+	}
+	if (r->t == T_EVENT) {
+		const char *kind = txt(r->newv[col_of(tb, "kind")]);
+		const char *from = txt(r->newv[col_of(tb, "from_state")]);
+		const char *to = txt(r->newv[col_of(tb, "to_state")]);
+		const char *issue = txt(r->newv[col_of(tb, "issue_id")]);
+		struct mrow *is =
+			issue != NULL ? row_find(o, T_ISSUE, issue) : NULL;
+		const char *state = is != NULL ? txt(rv(o, is, "state")) : NULL;
+
+		if (!same(txt(r->newv[col_of(tb, "actor_worker_id")]),
+			  d->worker) ||
+		    !same(txt(r->newv[col_of(tb, "actor_role")]), d->role))
+			return "an event acted by somebody else (actor)";
+		if (same(kind, "transition"))
+			return NULL;
+		if (!same(kind, "comment") && !same(kind, "evidence") &&
+		    !same(kind, "urge") && !same(kind, "extend_req"))
+			return "an unknown event kind (event)";
+		if ((from != NULL && from[0] != '\0' && !same(from, state)) ||
+		    (to != NULL && to[0] != '\0' && !same(to, state)))
+			return "a state change in a non-transition (event)";
+	}
+	return NULL;
+}
+
+/* Would the server refuse the whole entry (the scope, shape and
+ * authorization rules)? */
 static const char *
 judge(struct orc *o, const struct dev *d, struct crow *rows, size_t n)
 {
@@ -807,6 +1068,13 @@ judge(struct orc *o, const struct dev *d, struct crow *rows, size_t n)
 				snprintf(why, sizeof(why),
 					 "a %s outside the scope", tname[t]);
 				return why;
+			}
+			{
+				const char *c = claims(o, d, rows, n, r, cur,
+						       pend, n_pend);
+
+				if (c != NULL)
+					return c;
 			}
 			if (r->op == SQLITE_INSERT && n_pend < 64 &&
 			    (t == T_HH || t == T_ISSUE)) {
@@ -908,11 +1176,8 @@ static void merge_field(struct orc *o,
 	bool was_deleted;
 
 	if (r->op == SQLITE_INSERT) {
-		char hex[GS_HLC_TEXT_LEN];
-
 		m = row_new(o, r->t, r->pk);
 		m->by = e->dev;
-		gs__hlc_format(hex, s->hlc);
 		for (int i = 0; i < tb->n; i++) {
 			if (device_col(tb, i))
 				m->val[i] = r->newv[i] != NULL
@@ -927,8 +1192,7 @@ static void merge_field(struct orc *o,
 				m->val[i] = strdup(r->newv[i]);
 			m->clk[i] = *s;
 		}
-		set_val(&m->val[tb->i_hlc], NULL);
-		m->val[tb->i_hlc] = enc_text(hex);
+		set_rowstamp(o, m, s);
 		set_val(&m->val[tb->i_origin], NULL);
 		m->val[tb->i_origin] = enc_text(o->dev[e->dev].id);
 		if (r->t == T_ISSUE) {
@@ -964,7 +1228,7 @@ static void merge_field(struct orc *o,
 			if (!(tb->cls[i] & C_QUIET) && !same(nv, m->val[i]) &&
 			    !same(r->oldv[i], m->val[i])) {
 				o->st.overwrites++;
-				if (o->pend_clocks) {
+				if (o->pend_losers) {
 					int loser = dev_index(o, m->clk[i].dev);
 
 					if (loser >= 0)
@@ -986,15 +1250,8 @@ static void merge_field(struct orc *o,
 		told_add(o, e->dev, r->t, r->pk, "deleted", e->seq, 1);
 	}
 	if (any) {
-		struct stamp old = row_stamp(o, m);
-
-		if (s->hlc > old.hlc) {
-			char hex[GS_HLC_TEXT_LEN];
-
-			gs__hlc_format(hex, s->hlc);
-			set_val(&m->val[tb->i_hlc], NULL);
-			m->val[tb->i_hlc] = enc_text(hex);
-		}
+		if (stamp_order(s, &m->rs) > 0)
+			set_rowstamp(o, m, s);
 		*touched = true;
 	}
 }
@@ -1053,12 +1310,10 @@ static void merge_event(struct orc *o,
 	const char *status = "applied";
 	const char *reason = NULL;
 	bool bump = false;
-	char hex[GS_HLC_TEXT_LEN];
 
 	if (from == NULL)
 		from = "";
 	ev->by = e->dev;
-	gs__hlc_format(hex, s->hlc);
 	for (int i = 0; i < et->n; i++) {
 		if (device_col(et, i) || (et->cls[i] & C_PK))
 			ev->val[i] =
@@ -1066,8 +1321,7 @@ static void merge_event(struct orc *o,
 		else
 			ev->val[i] = strdup("N");
 	}
-	set_val(&ev->val[et->i_hlc], NULL);
-	ev->val[et->i_hlc] = enc_text(hex);
+	set_rowstamp(o, ev, s);
 	set_val(&ev->val[et->i_origin], NULL);
 	ev->val[et->i_origin] = enc_text(d->id);
 	if (same(txt(ev_get(o, r, "kind")), "transition")) {
@@ -1129,7 +1383,10 @@ static void merge_event(struct orc *o,
 		if (rows[k].t != T_ISSUE || rows[k].op == SQLITE_DELETE ||
 		    strcmp(rows[k].pk, is->pk) != 0)
 			continue;
-		if (strcmp(to, "dispatched") == 0)
+		/* Rework (handled -> dispatched) keeps them. */
+		if (strcmp(to, "dispatched") == 0 &&
+		    (strcmp(from, "accepted") == 0 ||
+		     strcmp(from, "returned") == 0))
 			for (int q = 0; q < 3; q++) {
 				int i = col_of(it, take[q]);
 
@@ -1146,25 +1403,22 @@ static void merge_event(struct orc *o,
 	if (to != NULL && strcmp(to, "closed") == 0)
 		set_val(&is->val[col_of(it, "closed_at")],
 			ev_get(o, r, "device_time"));
-	if (s->hlc > row_stamp(o, is).hlc) {
-		set_val(&is->val[it->i_hlc], NULL);
-		is->val[it->i_hlc] = enc_text(hex);
-	}
+	if (stamp_order(s, &is->rs) > 0)
+		set_rowstamp(o, is, s);
 }
 
-/* An entry the server took: merge it into the model as the server must. */
-static void model_apply(struct orc *o, struct entry *e)
+/* An entry the server took, stamped s: merge it into the model as the
+ * server must. */
+static void
+model_apply(struct orc *o, struct entry *e, const struct stamp *stamp)
 {
 	size_t n;
 	struct crow *rows = decode(o, e, &n);
 	struct crow *evs[256];
 	size_t n_ev = 0;
-	struct stamp s;
+	struct stamp s = *stamp;
 	bool touched = false;
 
-	memset(&s, 0, sizeof(s));
-	s.hlc = e->hlc;
-	snprintf(s.dev, sizeof(s.dev), "%s", o->dev[e->dev].id);
 	for (int t = 0; t < N_T; t++)
 		for (size_t k = 0; k < n; k++) {
 			if (rows[k].t != t)
@@ -1175,10 +1429,8 @@ static void model_apply(struct orc *o, struct entry *e)
 			} else if (t == T_VISIT) {
 				const struct tab *tb = &o->tab[t];
 				struct mrow *m = row_new(o, t, rows[k].pk);
-				char hex[GS_HLC_TEXT_LEN];
 
 				m->by = e->dev;
-				gs__hlc_format(hex, s.hlc);
 				for (int i = 0; i < tb->n; i++)
 					m->val[i] = strdup(
 						device_col(tb, i) ||
@@ -1186,8 +1438,7 @@ static void model_apply(struct orc *o, struct entry *e)
 								 C_PK)
 							? rows[k].newv[i]
 							: "N");
-				set_val(&m->val[tb->i_hlc], NULL);
-				m->val[tb->i_hlc] = enc_text(hex);
+				set_rowstamp(o, m, &s);
 				set_val(&m->val[tb->i_origin], NULL);
 				m->val[tb->i_origin] = enc_text(s.dev);
 			} else {
@@ -1562,42 +1813,165 @@ static int64_t server_hash_and(struct orc *o, char out[65])
 
 static void sync_dev(struct orc *o, int i);
 
-/* Forge one entry and push it alone: it must be refused and leave the
- * server exactly as it was. */
+/* A household of a grid outside device i's scope, from the server. */
+static bool foreign_household(struct orc *o, int i, char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	assert_int_equal(sqlite3_prepare_v2(o->sdb,
+					    "SELECT id, grid_id FROM household"
+					    " ORDER BY id",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (!found && sqlite3_step(st) == SQLITE_ROW)
+		if (!in_scope(&o->dev[i], col_text(st, 1))) {
+			snprintf(out, cap, "%s", col_text(st, 0));
+			found = true;
+		}
+	sqlite3_finalize(st);
+	return found;
+}
+
+#define N_CRAFT 10
+
+/*
+ * Forge one entry past the API, as a modified client would, and push it
+ * alone: it must be refused and leave the server exactly as it was.
+ * Kinds: 1 a household in a foreign grid, 2 a change of reference data, 3
+ * an update of an append-only visit, 4 a visit naming a foreign
+ * household, 5 a visit under another worker's id, 6 an issue's reporter
+ * rewritten, 7 a comment that changes the state, 8 a move acted by
+ * another worker, 9 an edit signed by another worker, 10 an assignee set
+ * without a dispatch.
+ */
 static void op_craft(struct orc *o, int i)
 {
 	struct dev *d = &o->dev[i];
+	char other[64] = "";
+	sqlite3 *db = gs__device_db(d->d);
 	const char *g = foreign_grid(o, i);
-	char hh[64];
+	char id[64];
+	char is[64];
 	char before[65];
 	char after[65];
-	int kind = 1 + (int)rnd(o, 3);
+	int kind = 1 + (int)rnd(o, N_CRAFT);
+	unsigned tag = (unsigned)rnd(o, 1000000000);
+	bool have_hh = pick(o, i, hh_sql, id, sizeof(id));
+	bool have_is =
+		pick(o, i, "SELECT id FROM issue ORDER BY id", is, sizeof(is));
 
+	{
+		/* A worker with no device here: never the last editor. */
+		sqlite3_stmt *st = NULL;
+
+		assert_int_equal(sqlite3_prepare_v2(o->sdb,
+						    "SELECT id FROM worker"
+						    " WHERE role = 'DH' ORDER"
+						    " BY id LIMIT 1",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		snprintf(other, sizeof(other), "%s", col_text(st, 0));
+		sqlite3_finalize(st);
+	}
 	sync_dev(o, i); /* the forged entry travels alone */
-	if (kind == 1 && g != NULL) {
-		/* A household in a grid outside the device's scope. */
+	switch (kind) {
+	case 1:
+		if (g == NULL)
+			return;
 		craft_exec(o, i,
 			   "INSERT INTO household (id, grid_id, hlc, origin,"
-			   " created_at) VALUES ('forged-%s-%u', '%s',"
-			   " '@HLC@', '%s', '2025-01-01T00:00:00Z')",
-			   d->id, (unsigned)rnd(o, 1000000), g, d->id);
-	} else if (kind == 2) {
-		/* Reference data is the server's. */
+			   " created_at) VALUES ('forged-%u', '%s', '@HLC@',"
+			   " '%s', '2025-01-01T00:00:00Z')",
+			   tag, g, d->id);
+		break;
+	case 2:
 		craft_exec(o, i,
 			   "UPDATE grid SET name = name || '*' WHERE id ="
 			   " '%s'",
 			   d->grids[0]);
-	} else if (pick(o, i, "SELECT id FROM visit ORDER BY id", hh,
-			sizeof(hh))) {
-		/* Visits are append-only. */
+		break;
+	case 3:
+		if (!pick(o, i, "SELECT id FROM visit ORDER BY id", id,
+			  sizeof(id)))
+			return;
 		craft_exec(o, i,
 			   "UPDATE visit SET summary = 'rewritten', hlc ="
 			   " '@HLC@' WHERE id = '%s'",
-			   hh);
-	} else {
-		return;
+			   id);
+		break;
+	case 4:
+	case 5: {
+		char hh[64];
+
+		if (kind == 4 && !foreign_household(o, i, hh, sizeof(hh)))
+			return;
+		if (kind == 5) {
+			if (!have_hh)
+				return;
+			snprintf(hh, sizeof(hh), "%s", id);
+		}
+		/* The foreign household is not on the device. */
+		assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = OFF",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		craft_exec(o, i,
+			   "INSERT INTO visit (id, household_id, grid_id,"
+			   " worker_id, kind, started_at, outcome, hlc,"
+			   " origin, created_at) VALUES ('forged-%u', '%s',"
+			   " '%s', '%s', 'routine', '2025-01-01T00:00:00Z',"
+			   " 'met', '@HLC@', '%s', '2025-01-01T00:00:00Z')",
+			   tag, hh, d->grids[0], kind == 4 ? d->worker : other,
+			   d->id);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON",
+					      NULL, NULL, NULL),
+				 SQLITE_OK);
+		break;
+	}
+	case 6:
+		if (!have_is)
+			return;
+		craft_exec(o, i,
+			   "UPDATE issue SET reporter_worker_id = CASE WHEN"
+			   " reporter_worker_id = '%s' THEN '%s' ELSE '%s'"
+			   " END, hlc = '@HLC@' WHERE id = '%s'",
+			   d->worker, other, d->worker, is);
+		break;
+	case 7:
+	case 8:
+		if (!have_is)
+			return;
+		craft_exec(o, i,
+			   "INSERT INTO issue_event (id, issue_id, kind,"
+			   " from_state, to_state, base_rev,"
+			   " actor_worker_id, actor_role, device_time, hlc,"
+			   " origin) SELECT 'forged-%u', id, '%s', state,"
+			   " 'closed', state_rev, '%s', '%s',"
+			   " '2025-01-01T00:00:00Z', '@HLC@', '%s' FROM issue"
+			   " WHERE id = '%s'",
+			   tag, kind == 7 ? "comment" : "transition",
+			   kind == 7 ? d->worker : other, d->role, d->id, is);
+		break;
+	case 9:
+		if (!have_hh)
+			return;
+		craft_exec(o, i,
+			   "UPDATE household SET note = 'forged %u',"
+			   " updated_by = '%s', hlc = '@HLC@' WHERE id = '%s'",
+			   tag, other, id);
+		break;
+	default:
+		if (!have_is)
+			return;
+		craft_exec(o, i,
+			   "UPDATE issue SET assignee_worker_id = '%s', due_at"
+			   " = '2031-01-01T00:00:00Z', hlc = '@HLC@' WHERE id"
+			   " = '%s'",
+			   d->worker, is);
 	}
 	capture(o, i, kind);
+	o->st.crafted[kind]++;
 	server_hash_and(o, before);
 	sync_dev(o, i);
 	server_hash_and(o, after);
@@ -1647,14 +2021,85 @@ static int64_t max_conflict_id(struct orc *o, int i)
 	return v;
 }
 
+/*
+ * The server's now for a push that clamped entries is read once from a
+ * row the push stamped (checked against the interval the sync ran in and
+ * the entry's place k); from then on the push's stamps are exact. Only
+ * the millisecond is taken from the server: which write won is still the
+ * model's own decision, and later pushes compare against exact stamps.
+ */
+static void stamp_resolve(struct orc *o, unsigned push)
+{
+	int64_t ms = -1;
+
+	for (int h = 0; h < HASH_SIZE && ms < 0; h++)
+		for (struct mrow *m = o->hash[h]; m != NULL && ms < 0;
+		     m = m->next) {
+			char sql[128];
+			sqlite3_stmt *st = NULL;
+			uint64_t v;
+
+			if (m->rs.push != push)
+				continue;
+			snprintf(sql, sizeof(sql),
+				 "SELECT hlc FROM %s WHERE id = ?",
+				 tname[m->t]);
+			assert_int_equal(
+				sqlite3_prepare_v2(o->sdb, sql, -1, &st, NULL),
+				SQLITE_OK);
+			sqlite3_bind_text(st, 1, m->pk, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW &&
+			    gs__hlc_parse(&v, col_text(st, 0)) == GS_OK &&
+			    GS_HLC_MS(v) >= m->rs.lo_ms &&
+			    GS_HLC_MS(v) <= m->rs.hi_ms &&
+			    GS_HLC_CTR(v) == m->rs.k)
+				ms = GS_HLC_MS(v);
+			else
+				oracle_fail(o,
+					    "%s %s: the clamped stamp is not in"
+					    " the sync's interval or not in"
+					    " the entries' order",
+					    tname[m->t], m->pk);
+			sqlite3_finalize(st);
+		}
+	if (ms < 0)
+		return;
+	for (int h = 0; h < HASH_SIZE; h++)
+		for (struct mrow *m = o->hash[h]; m != NULL; m = m->next) {
+			for (int i = 0; i < MAXCOL; i++)
+				if (m->clk[i].push == push) {
+					m->clk[i].hlc =
+						gs__hlc_make(ms, m->clk[i].k);
+					m->clk[i].push = 0;
+				}
+			if (m->rs.push == push) {
+				struct stamp s = m->rs;
+
+				s.hlc = gs__hlc_make(ms, s.k);
+				s.push = 0;
+				set_rowstamp(o, m, &s);
+			}
+		}
+	for (int i = 0; i < o->n_dev; i++)
+		if (o->dev[i].last.push == push) {
+			o->dev[i].last.hlc = gs__hlc_make(ms, o->dev[i].last.k);
+			o->dev[i].last.push = 0;
+		}
+}
+
 /* Sync device i, then take its verdicts into the model in the order the
  * server merged them. */
 static void sync_dev(struct orc *o, int i)
 {
 	struct dev *d = &o->dev[i];
 	struct gs_sync_summary sum;
+	int64_t t0;
+	int64_t t1;
+	unsigned k_clamped = 0;
 
 	capture(o, i, 0);
+	o->n_push++;
+	t0 = real_ms();
 	{
 		struct gs_sync_opts so = GS_SYNC_OPTS_INIT;
 		int rc;
@@ -1668,6 +2113,7 @@ static void sync_dev(struct orc *o, int i)
 			fail_msg("oracle seed %" PRIu64 ": sync of %s: %s",
 				 o->seed, d->id, gs_ctx_errmsg(d->ctx));
 	}
+	t1 = real_ms();
 	o->st.syncs++;
 	for (size_t k = 0; k < o->n_ent; k++) {
 		struct entry *e = &o->ent[k];
@@ -1707,16 +2153,54 @@ static void sync_dev(struct orc *o, int i)
 			continue;
 		}
 		if (e->crafted)
-			oracle_fail(o, "%s crafted entry %" PRIu64 " accepted",
-				    d->id, e->seq);
-		model_apply(o, e);
+			oracle_fail(o,
+				    "%s crafted entry %" PRIu64 " (kind %d)"
+				    " accepted",
+				    d->id, e->seq, e->crafted);
+		{
+			/* The stamp the server gave it (see struct stamp). */
+			struct stamp s;
+
+			memset(&s, 0, sizeof(s));
+			snprintf(s.dev, sizeof(s.dev), "%s", d->id);
+			s.hlc = e->hlc;
+			if (e->hlc > gs__hlc_make(t0 + CLAMP_MS, 0)) {
+				if (e->hlc <=
+				    gs__hlc_make(t1 + CLAMP_MS, 0xffff))
+					oracle_fail(o,
+						    "%s entry %" PRIu64
+						    ": cannot tell whether the"
+						    " server clamped it",
+						    d->id, e->seq);
+				s.push = o->n_push;
+				s.lo_ms = t0 + CLAMP_MS;
+				s.hi_ms = t1 + CLAMP_MS;
+				s.k = k_clamped++;
+				o->st.clamped++;
+				s.hlc = gs__hlc_make(s.lo_ms, s.k);
+			} else if (d->last.push == 0 && e->hlc <= d->last.hlc) {
+				s.hlc = d->last.hlc + 1;
+			} else if (d->last.push != 0 &&
+				   e->hlc <= gs__hlc_make(d->last.hi_ms,
+							  d->last.k)) {
+				oracle_fail(o,
+					    "%s entry %" PRIu64 ": cannot tell"
+					    " its stamp from the clamped one"
+					    " before it",
+					    d->id, e->seq);
+			}
+			d->last = s;
+			model_apply(o, e, &s);
+		}
 	}
+	if (k_clamped > 0)
+		stamp_resolve(o, o->n_push);
 	d->conflict_mark = max_conflict_id(o, i);
 	/* Sequential syncs get distinct server milliseconds. */
 	{
-		int64_t t0 = real_ms();
+		int64_t now = real_ms();
 
-		for (int spin = 0; spin < 1000000 && real_ms() == t0; spin++)
+		for (int spin = 0; spin < 1000000 && real_ms() == now; spin++)
 			;
 	}
 }
@@ -1777,13 +2261,6 @@ scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 			 " ORDER BY id",
 			 list);
 	}
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return s != NULL ? s : "";
 }
 
 /* Check 1: the device holds exactly the server's rows of its scope. */
@@ -1892,7 +2369,8 @@ static void check_model(struct orc *o)
 					continue;
 				v = enc_value(sqlite3_column_value(st, i));
 				o->st.cols_checked++;
-				if (!same(v, m->val[i]))
+				if (i == tb->i_hlc ? !stamp_match(m->val[i], v)
+						   : !same(v, m->val[i]))
 					oracle_fail(o,
 						    "%s %s column %s: the"
 						    " server differs from the"
@@ -2040,7 +2518,7 @@ static void add_dev(struct orc *o,
 	snprintf(d->worker, sizeof(d->worker), "%s", worker);
 	snprintf(d->role, sizeof(d->role), "%s", role);
 	snprintf(d->scope, sizeof(d->scope), "%s", scope);
-	if (o->pend_clocks && rnd(o, 3) == 0)
+	if (rnd(o, 3) == 0)
 		d->skew_ms = wild[rnd(o, 4)];
 	else
 		d->skew_ms = mild[rnd(o, 7)];
@@ -2150,7 +2628,8 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 
 		o->rng = gs_test_rand(&s0) ^ (seed << 17);
 	}
-	o->pend_clocks = pending("clocks");
+	o->pend_losers = pending("losers");
+	AMBIGUOUS = false;
 	o->dir = gs_test_tmpdir();
 	{
 		char cmd[8400];
@@ -2224,6 +2703,9 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	}
 	TM("ops");
 	quiesce(o);
+	if (AMBIGUOUS)
+		oracle_fail(o,
+			    "two stamps the test cannot order were compared");
 	TM("quiesce");
 	for (int i = 0; i < o->n_dev; i++)
 		check_device(o, i);
@@ -2254,6 +2736,9 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	TOTAL.ev_review += o->st.ev_review;
 	TOTAL.ev_stale += o->st.ev_stale;
 	TOTAL.rows_checked += o->st.rows_checked;
+	TOTAL.clamped += o->st.clamped;
+	for (int k = 0; k < 16; k++)
+		TOTAL.crafted[k] += o->st.crafted[k];
 	TOTAL.cols_checked += o->st.cols_checked;
 
 	for (int i = 0; i < o->n_dev; i++) {
@@ -2329,6 +2814,12 @@ static void oracle_seeds(void **state)
 	       TOTAL.overwrites, TOTAL.tombstone_edits, TOTAL.ev_applied,
 	       TOTAL.ev_noop, TOTAL.ev_review, TOTAL.ev_stale,
 	       TOTAL.rows_checked, TOTAL.cols_checked);
+	printf("oracle total: %u entries stamped by a clamped clock; crafted"
+	       " entries by kind:",
+	       TOTAL.clamped);
+	for (int k = 1; k <= N_CRAFT; k++)
+		printf(" %d:%u", k, TOTAL.crafted[k]);
+	printf("\n");
 	gs_test_tmpdir_free(TPL.dir);
 	if (failed > 0)
 		fail_msg("%u of %zu oracle seeds failed (see above)", failed,
