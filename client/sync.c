@@ -308,6 +308,18 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 	struct gs_buf cs;
 	int rc = GS_OK;
 
+	/* Conflicts first, in one transaction: the cursor moves past them
+	 * only once they are kept (the server then marks them delivered). */
+	if (c->n_conflicts > 0) {
+		size_t added = 0;
+
+		rc = gs__apply_conflicts(r->ctx, r->dev->db, c->conflicts,
+					 c->n_conflicts, r->dev->device_id,
+					 &added);
+		if (rc != GS_OK)
+			return rc;
+		r->sum->conflicts += added;
+	}
 	gs__buf_init(&cs, r->ctx, GS_FRAME_MAX_CEILING);
 	for (size_t i = 0; rc == GS_OK && i < c->n_entries; i++) {
 		const struct gs_change *ch = &c->entries[i];

@@ -549,6 +549,17 @@ static void check_push(struct rules *r,
 	}
 }
 
+/* A conflict of a PushAck or Changes (only PushAck's name an entry). */
+static void
+check_conflict(struct rules *r, const struct gs_conflict *c, size_t i)
+{
+	text(r, c->table, 1, GS_WIRE_ID_MAX, "conflicts.table", i);
+	text(r, c->pk, 1, GS_WIRE_PK_MAX, "conflicts.pk", i);
+	text(r, c->column, 1, GS_WIRE_ID_MAX, "conflicts.column", i);
+	side(r, &c->winner, "conflicts.winner", i);
+	side(r, &c->loser, "conflicts.loser", i);
+}
+
 /* PushAck: every result a known outcome, and a reject code exactly when
  * the entry was rejected, so a device never guesses why. */
 static void check_push_ack(struct rules *r,
@@ -589,17 +600,9 @@ static void check_push_ack(struct rules *r,
 			     "PushAck.results.reason", i);
 	}
 	for (size_t i = 0; r->rc == GS_OK && i < a->n_conflicts; i++) {
-		const struct gs_conflict *c = &a->conflicts[i];
-
-		rule(r, c->device_seq >= 1,
+		rule(r, a->conflicts[i].device_seq >= 1,
 		     "PushAck.conflicts[%zu].device_seq 0", i);
-		text(r, c->table, 1, GS_WIRE_ID_MAX, "PushAck.conflicts.table",
-		     i);
-		text(r, c->pk, 1, GS_WIRE_PK_MAX, "PushAck.conflicts.pk", i);
-		text(r, c->column, 1, GS_WIRE_ID_MAX,
-		     "PushAck.conflicts.column", i);
-		side(r, &c->winner, "PushAck.conflicts.winner", i);
-		side(r, &c->loser, "PushAck.conflicts.loser", i);
+		check_conflict(r, &a->conflicts[i], i);
 	}
 }
 
@@ -613,6 +616,13 @@ static void check_changes(struct rules *r,
 	rule(r, c->n_entries <= lim->max_items,
 	     "Changes has %zu entries, the limit is %lu", c->n_entries,
 	     (unsigned long)lim->max_items);
+	rule(r, c->n_conflicts <= lim->max_items,
+	     "Changes has %zu conflicts, the limit is %lu", c->n_conflicts,
+	     (unsigned long)lim->max_items);
+	rule(r, c->conflicts != NULL || c->n_conflicts == 0,
+	     "Changes.conflicts missing");
+	for (size_t i = 0; r->rc == GS_OK && i < c->n_conflicts; i++)
+		check_conflict(r, &c->conflicts[i], i);
 	if (c->n_entries == 0)
 		return;
 	if (c->entries == NULL) {
@@ -857,6 +867,23 @@ static void conv_side(struct rules *r,
 	}
 }
 
+/* One conflict of a PushAck or Changes. */
+static void conv_conflict(struct rules *r,
+			  struct gs_conflict *o,
+			  const Gs__V1__Conflict *c,
+			  size_t i)
+{
+	need(r, c->table != NULL && c->pk != NULL && c->column != NULL,
+	     "conflicts.table/pk/column", i);
+	o->device_seq = c->has_device_seq ? c->device_seq : 0;
+	o->table = c->table;
+	o->pk = c->pk;
+	o->column = c->column;
+	o->id = c->has_id ? c->id : 0;
+	conv_side(r, &o->winner, c->winner, "conflicts.winner", i);
+	conv_side(r, &o->loser, c->loser, "conflicts.loser", i);
+}
+
 /* Results into res, conflicts into con; both arrays were sized from the
  * counts protobuf-c saw, which the scan had already bounded. */
 static void conv_push_ack(struct rules *r,
@@ -888,26 +915,18 @@ static void conv_push_ack(struct rules *r,
 		res[i].held_seq = x->held_seq;
 	}
 	for (size_t i = 0; r->rc == GS_OK && i < a->n_conflicts; i++) {
-		const Gs__V1__Conflict *c = a->conflicts[i];
-
-		need(r, c->has_device_seq, "PushAck.conflicts.device_seq", i);
-		need(r, c->table != NULL && c->pk != NULL && c->column != NULL,
-		     "PushAck.conflicts.table/pk/column", i);
-		con[i].device_seq = c->device_seq;
-		con[i].table = c->table;
-		con[i].pk = c->pk;
-		con[i].column = c->column;
-		conv_side(r, &con[i].winner, c->winner,
-			  "PushAck.conflicts.winner", i);
-		conv_side(r, &con[i].loser, c->loser, "PushAck.conflicts.loser",
-			  i);
+		need(r, a->conflicts[i]->has_device_seq,
+		     "PushAck.conflicts.device_seq", i);
+		conv_conflict(r, &con[i], a->conflicts[i], i);
 	}
 }
 
-/* Changes entries into arr, with the same payload rules as Push. */
+/* Changes entries into arr, with the same payload rules as Push;
+ * conflicts into con. */
 static void conv_changes(struct rules *r,
 			 struct gs_msg_changes *o,
 			 struct gs_change *arr,
+			 struct gs_conflict *con,
 			 const Gs__V1__Changes *c)
 {
 	need(r, c->has_schema_version, "Changes.schema_version", 0);
@@ -937,6 +956,10 @@ static void conv_changes(struct rules *r,
 			     e->changeset.len,
 			     "Changes.entries.uncompressed_len", i);
 	}
+	o->conflicts = con;
+	o->n_conflicts = c->n_conflicts;
+	for (size_t i = 0; r->rc == GS_OK && i < c->n_conflicts; i++)
+		conv_conflict(r, &con[i], c->conflicts[i], i);
 }
 
 /* Ping and Pong share the shape, so they share the converter. */
@@ -978,6 +1001,8 @@ static int array_bytes(size_t *out, const Gs__V1__Envelope *env)
 	case GS__V1__ENVELOPE__MSG_CHANGES:
 		n1 = env->changes->n_entries;
 		s1 = sizeof(struct gs_change);
+		n2 = env->changes->n_conflicts;
+		s2 = sizeof(struct gs_conflict);
 		break;
 	default:
 		break;
@@ -1027,7 +1052,9 @@ static int convert(struct rules *r, struct decoded *d, void *arrays)
 		m->u.pull.byte_budget = env->pull->byte_budget;
 		break;
 	case GS__V1__ENVELOPE__MSG_CHANGES:
-		conv_changes(r, &m->u.changes, arrays, env->changes);
+		second = (uint8_t *)arrays + round_up(env->changes->n_entries *
+						      sizeof(struct gs_change));
+		conv_changes(r, &m->u.changes, arrays, second, env->changes);
 		break;
 	case GS__V1__ENVELOPE__MSG_PING:
 		conv_ping(r, &m->u.ping, env->ping->has_nonce, env->ping->nonce,
@@ -1158,6 +1185,23 @@ static void *take(struct arena *a, size_t size)
 	return p;
 }
 
+/* Temporary bytes enc_conflicts takes for n conflicts. */
+static size_t conflicts_bytes(const struct gs_conflict *c, size_t n)
+{
+	size_t b = round_up(n * sizeof(void *)) +
+		   n * (round_up(sizeof(Gs__V1__Conflict)) +
+			2 * round_up(sizeof(Gs__V1__ConflictSide)));
+
+	for (size_t i = 0; i < n; i++) {
+		/* Text values get a NUL-terminated copy. */
+		if (c[i].winner.kind == GS_VALUE_TEXT)
+			b += round_up(c[i].winner.value_len + 1);
+		if (c[i].loser.kind == GS_VALUE_TEXT)
+			b += round_up(c[i].loser.value_len + 1);
+	}
+	return b;
+}
+
 /* Temporary bytes enc_* will take for m (each take rounded up). */
 static size_t arena_bytes(const struct gs_msg *m)
 {
@@ -1172,24 +1216,14 @@ static size_t arena_bytes(const struct gs_msg *m)
 		n = round_up(m->u.push_ack.n_results * sizeof(void *)) +
 		    m->u.push_ack.n_results *
 			    round_up(sizeof(Gs__V1__PushResult)) +
-		    round_up(m->u.push_ack.n_conflicts * sizeof(void *)) +
-		    m->u.push_ack.n_conflicts *
-			    (round_up(sizeof(Gs__V1__Conflict)) +
-			     2 * round_up(sizeof(Gs__V1__ConflictSide)));
-		for (size_t i = 0; i < m->u.push_ack.n_conflicts; i++) {
-			const struct gs_conflict *c =
-				&m->u.push_ack.conflicts[i];
-
-			/* Text values get a NUL-terminated copy. */
-			if (c->winner.kind == GS_VALUE_TEXT)
-				n += round_up(c->winner.value_len + 1);
-			if (c->loser.kind == GS_VALUE_TEXT)
-				n += round_up(c->loser.value_len + 1);
-		}
+		    conflicts_bytes(m->u.push_ack.conflicts,
+				    m->u.push_ack.n_conflicts);
 		break;
 	case GS_MSG_CHANGES:
 		n = round_up(m->u.changes.n_entries * sizeof(void *)) +
-		    m->u.changes.n_entries * round_up(sizeof(Gs__V1__Change));
+		    m->u.changes.n_entries * round_up(sizeof(Gs__V1__Change)) +
+		    conflicts_bytes(m->u.changes.conflicts,
+				    m->u.changes.n_conflicts);
 		break;
 	default:
 		break;
@@ -1353,6 +1387,34 @@ enc_push(struct tree *t, struct arena *a, const struct gs_msg_push *m)
 	t->env.push = o;
 }
 
+/* Conflicts of a PushAck (with_seq: device_seq always written) or of
+ * Changes (device_seq only when known); an id only when given. */
+static Gs__V1__Conflict **enc_conflicts(struct arena *a,
+					const struct gs_conflict *cs,
+					size_t n,
+					bool with_seq)
+{
+	Gs__V1__Conflict **v = take(a, n * sizeof(void *));
+
+	for (size_t i = 0; i < n; i++) {
+		const struct gs_conflict *c = &cs[i];
+		Gs__V1__Conflict *x = take(a, sizeof(*x));
+
+		gs__v1__conflict__init(x);
+		x->has_device_seq = with_seq || c->device_seq != 0;
+		x->device_seq = c->device_seq;
+		x->table = (char *)c->table;
+		x->pk = (char *)c->pk;
+		x->column = (char *)c->column;
+		x->winner = enc_side(a, &c->winner);
+		x->loser = enc_side(a, &c->loser);
+		x->has_id = c->id != 0;
+		x->id = c->id;
+		v[i] = x;
+	}
+	return v;
+}
+
 /* Results and conflicts; a NULL reason is left out, "" is sent. */
 static void
 enc_push_ack(struct tree *t, struct arena *a, const struct gs_msg_push_ack *m)
@@ -1384,21 +1446,7 @@ enc_push_ack(struct tree *t, struct arena *a, const struct gs_msg_push_ack *m)
 		o->results[i] = x;
 	}
 	o->n_conflicts = m->n_conflicts;
-	o->conflicts = take(a, m->n_conflicts * sizeof(void *));
-	for (size_t i = 0; i < m->n_conflicts; i++) {
-		const struct gs_conflict *c = &m->conflicts[i];
-		Gs__V1__Conflict *x = take(a, sizeof(*x));
-
-		gs__v1__conflict__init(x);
-		x->has_device_seq = 1;
-		x->device_seq = c->device_seq;
-		x->table = (char *)c->table;
-		x->pk = (char *)c->pk;
-		x->column = (char *)c->column;
-		x->winner = enc_side(a, &c->winner);
-		x->loser = enc_side(a, &c->loser);
-		o->conflicts[i] = x;
-	}
+	o->conflicts = enc_conflicts(a, m->conflicts, m->n_conflicts, true);
 	t->env.push_ack = o;
 }
 
@@ -1432,6 +1480,8 @@ enc_changes(struct tree *t, struct arena *a, const struct gs_msg_changes *m)
 	o->has_next_cursor = o->has_more = 1;
 	o->next_cursor = m->next_cursor;
 	o->more = m->more;
+	o->n_conflicts = m->n_conflicts;
+	o->conflicts = enc_conflicts(a, m->conflicts, m->n_conflicts, false);
 	t->env.changes = o;
 }
 

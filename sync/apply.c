@@ -600,34 +600,63 @@ static int log_sent(struct gs_ctx *ctx, sqlite3 *db, uint64_t seq)
 	return rc;
 }
 
-/* Conflicts this device took part in, for `gridsync conflicts`. */
+/*
+ * Conflicts this device took part in, for `gridsync conflicts`: from a
+ * PushAck (won or lost) or a pull (lost after another device's later
+ * write, or a delete, arrived). Each server id is kept once
+ * (gs_conflict_seen): the same conflict can come in both. *added (may be
+ * NULL) counts the new ones.
+ */
 static int record_conflicts(struct gs_ctx *ctx,
 			    sqlite3 *db,
 			    const struct gs_conflict *cf,
 			    size_t n,
-			    const char *self)
+			    const char *self,
+			    size_t *added)
 {
 	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *seen = NULL;
 	int rc;
 
+	if (added != NULL)
+		*added = 0;
 	if (n == 0)
 		return GS_OK;
 	rc = gs__db_prepare(ctx, db, &st,
 			    "INSERT INTO gs_conflict (device_seq, tbl, pk, col,"
 			    " reason, winner, winner_hlc, loser_hlc, at)"
 			    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &seen,
+				    "INSERT OR IGNORE INTO gs_conflict_seen"
+				    " (id) VALUES (?)");
 	for (size_t i = 0; rc == GS_OK && i < n; i++) {
 		const struct gs_conflict *c = &cf[i];
 		bool lost = self != NULL && c->loser.device_id != NULL &&
 			    strcmp(c->loser.device_id, self) == 0;
+		bool gone = lost && strcmp(c->column, "deleted") == 0;
 
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)c->device_seq);
+		if (c->id != 0) {
+			sqlite3_bind_int64(seen, 1, (sqlite3_int64)c->id);
+			rc = gs__db_step_done(ctx, db, seen);
+			if (rc != GS_OK)
+				break;
+			if (sqlite3_changes(db) == 0)
+				continue; /* kept already */
+		}
+		if (added != NULL)
+			(*added)++;
+		if (c->device_seq != 0)
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)c->device_seq);
+		else
+			sqlite3_bind_null(st, 1);
 		sqlite3_bind_text(st, 2, c->table, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, c->pk, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, c->column, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5,
-				  lost ? "lost: a later write won"
-				       : "won over a concurrent write",
+				  gone   ? "lost: the row was deleted"
+				  : lost ? "lost: a later write won"
+					 : "won over a concurrent write",
 				  -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, c->winner.device_id, -1,
 				  SQLITE_STATIC);
@@ -637,6 +666,26 @@ static int record_conflicts(struct gs_ctx *ctx,
 		rc = gs__db_step_done(ctx, db, st);
 	}
 	sqlite3_finalize(st);
+	sqlite3_finalize(seen);
+	return rc;
+}
+
+int gs__apply_conflicts(struct gs_ctx *ctx,
+			sqlite3 *db,
+			const struct gs_conflict *conflicts,
+			size_t n,
+			const char *self,
+			size_t *added)
+{
+	int rc = gs__db_exec(ctx, db, "BEGIN IMMEDIATE");
+
+	if (rc != GS_OK)
+		return rc;
+	rc = record_conflicts(ctx, db, conflicts, n, self, added);
+	if (rc == GS_OK)
+		rc = gs__db_exec(ctx, db, "COMMIT");
+	if (rc != GS_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -714,7 +763,8 @@ int gs__apply_push_ack(struct gs_ctx *ctx,
 	sqlite3_finalize(rej);
 	sqlite3_finalize(why);
 	if (rc == GS_OK)
-		rc = record_conflicts(ctx, db, conflicts, n_conflicts, self);
+		rc = record_conflicts(ctx, db, conflicts, n_conflicts, self,
+				      NULL);
 	if (rc == GS_OK)
 		rc = gs__db_exec(ctx, db, "COMMIT");
 	if (rc != GS_OK)

@@ -73,7 +73,11 @@ static const char bookkeeping_sql[] =
 	"CREATE TABLE IF NOT EXISTS gs_sent ("
 	" seq INTEGER NOT NULL, hlc INTEGER NOT NULL, tbl TEXT NOT NULL,"
 	" k1 NOT NULL, k2 NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS gs_sent_seq ON gs_sent(seq);";
+	"CREATE INDEX IF NOT EXISTS gs_sent_seq ON gs_sent(seq);"
+	/* Server conflict ids already kept in gs_conflict: a conflict can
+	 * come in a PushAck and again in a pull, or twice after a crash. */
+	"CREATE TABLE IF NOT EXISTS gs_conflict_seen ("
+	" id INTEGER PRIMARY KEY);";
 
 /* Columns added to bookkeeping tables after their first release: added
  * when missing, so a database made by an older build keeps working. */

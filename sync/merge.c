@@ -67,6 +67,7 @@ struct blk {
  * turned into pointers once every string is appended. */
 struct pend {
 	uint64_t device_seq;
+	uint64_t id;
 	size_t table, pk, column;
 	size_t dev[2];
 	uint64_t hlc[2];
@@ -630,7 +631,8 @@ static int str_value(struct merge *m,
 
 /* Keep a copy of a recorded conflict for the PushAck, within the wire's
  * limits; what does not fit stays in srv_conflict only. */
-static int pend_add(struct merge *m, const struct gs_conflict_rec *c)
+static int
+pend_add(struct merge *m, const struct gs_conflict_rec *c, uint64_t id)
 {
 	struct gs_buf *b = &m->out->strings;
 	size_t mark = b->len;
@@ -654,6 +656,7 @@ static int pend_add(struct merge *m, const struct gs_conflict_rec *c)
 	}
 	memset(&p, 0, sizeof(p));
 	p.device_seq = m->e->device_seq;
+	p.id = id;
 	p.hlc[0] = c->winner.hlc;
 	p.hlc[1] = c->loser.hlc;
 	rc = str_add(m, c->table, strlen(c->table), &p.table);
@@ -696,6 +699,7 @@ static int conflict(struct merge *m,
 		    bool entry_lost)
 {
 	struct gs_conflict_rec c;
+	uint64_t id = 0;
 	int rc;
 
 	c.table = t->name;
@@ -709,9 +713,12 @@ static int conflict(struct merge *m,
 	c.winner_value = win_v;
 	c.loser_value = lose_v;
 	c.at_ms = m->now_ms;
-	rc = m->ops->conflict_put(m->impl, &c);
+	/* The row was written under a seq of this push before any of its
+	 * conflicts: the loser's next pull covers it. */
+	c.deliver_seq = m->seq_last;
+	rc = m->ops->conflict_put(m->impl, &c, &id);
 	if (rc == GS_OK)
-		rc = pend_add(m, &c);
+		rc = pend_add(m, &c, id);
 	return rc;
 }
 
@@ -1345,6 +1352,46 @@ static bool tombstoned(const struct merge *m,
 }
 
 /*
+ * A tombstone written as an UPDATE (deleted 0 -> 1, what the handheld's
+ * delete does) carries no old values of the other columns, so whether the
+ * device saw the row's latest writes is told by the cursor of its Hello:
+ * a row changed after it (and not by this push) was written by someone
+ * the delete did not see. The newest such write of another device lost to
+ * the delete; its device is told, as it is when the delete arrives first
+ * and the edit lands on the tombstone. Fills *out and returns true if so.
+ */
+static bool unseen_write(struct merge *m,
+			 const struct gs_table *t,
+			 const struct gs_cs_value *cur,
+			 struct gs_stamp *out)
+{
+	int i_seq = ti(m, t)->seq;
+	int i_del = ti(m, t)->del;
+	bool found = false;
+
+	if (m->dev->cursor == 0 || i_seq < 0 || cur[i_seq].type != GS_CS_INT ||
+	    (uint64_t)cur[i_seq].i <= m->dev->cursor ||
+	    (m->push_first != 0 && (uint64_t)cur[i_seq].i >= m->push_first) ||
+	    (m->seq_first != 0 && (uint64_t)cur[i_seq].i >= m->seq_first))
+		return false;
+	for (unsigned i = 0; i < t->n_cols; i++) {
+		struct gs_stamp c;
+
+		if (!device_col(m, t, i) || quiet_col(m, t, i) ||
+		    (int)i == i_del)
+			continue;
+		c = clock_of(m, t, cur, i);
+		if (c.device == NULL || strcmp(c.device, m->dev->id) == 0)
+			continue;
+		if (!found ||
+		    gs__stamp_cmp(c.hlc, c.device, out->hlc, out->device) > 0)
+			*out = c;
+		found = true;
+	}
+	return found;
+}
+
+/*
  * Merge an UPDATE, a DELETE (tombstone) or an INSERT of a row the server
  * already holds (cur, a stable copy) column by column. The values written
  * are the row's new values (for a DELETE only "deleted" = 1); what the
@@ -1375,6 +1422,8 @@ static int merge_columns(struct merge *m,
 	int i_seq = ti(m, t)->seq;
 	bool row_same = true; /* DELETE: the device saw the current row */
 	struct gs_stamp newest = { 0, NULL };
+	struct gs_stamp unseen = { 0, NULL };
+	bool tombstoning = false;
 	struct clk stamp;
 	bool any_clock = false;
 	bool moved = false;
@@ -1444,6 +1493,10 @@ static int merge_columns(struct merge *m,
 		}
 		any_clock = any_clock || dec[i].clock;
 	}
+	if (r->op == GS_CS_UPDATE && i_del >= 0 && dec[i_del].write &&
+	    val[i_del] != NULL && val[i_del]->type == GS_CS_INT &&
+	    val[i_del]->i != 0 && !tombstoned(m, t, cur))
+		tombstoning = unseen_write(m, t, cur, &unseen);
 	/* The row's hlc is its newest write; before it first moves, keep the
 	 * insert stamp for the columns that have no clock of their own. */
 	row_stamp(m, t, cur, &stamp);
@@ -1483,6 +1536,9 @@ static int merge_columns(struct merge *m,
 			     : conflict(m, t, t->cols[i].name, &other[i],
 					&cur[i], &m->s, val[i], true);
 	}
+	if (rc == GS_OK && tombstoning)
+		rc = conflict(m, t, "deleted", &m->s, &one, &unseen, &zero,
+			      false);
 	/* An edit of a row another write deleted: the edit is kept on the
 	 * tombstone, and the device learns the row is gone. */
 	if (rc == GS_OK && r->op == GS_CS_UPDATE && i_del >= 0 &&
@@ -2198,6 +2254,7 @@ static int finish_out(struct merge *m)
 		struct gs_conflict_side *sides[2] = { &c->winner, &c->loser };
 
 		c->device_seq = p->device_seq;
+		c->id = p->id;
 		c->table = base + p->table;
 		c->pk = base + p->pk;
 		c->column = base + p->column;

@@ -14,7 +14,10 @@
  *                 the server (restricted tags)
  *   srv_clock     per-column clocks (tbl, pk, col) -> (hlc, device), only
  *                 for columns written after the row's insert
- *   srv_conflict  every conflict, winner and loser
+ *   srv_conflict  every conflict, winner and loser; deliver_seq is the
+ *                 server_seq the loser receives it with (a pull covering
+ *                 it sends it), delivered_at when the loser's cursor
+ *                 passed it (it had stored it)
  *   srv_device_stamp  per device, the stamp its last merged entry got
  *                 (a clamped entry stays after the device's earlier ones)
  *
@@ -141,6 +144,9 @@ enum fx {
 	FX_CF_PUT,
 	FX_STAMP_GET,
 	FX_STAMP_PUT,
+	FX_CF_LOAD,
+	FX_CF_DUE,
+	FX_CF_DONE,
 	FX_TAG_RESTR,
 	FX_PULL_NARROW,
 	FX_PULL_WIDE,
@@ -867,10 +873,12 @@ static int op_log_change(void *impl,
 	return run(st, s);
 }
 
-static int op_conflict_put(void *impl, const struct gs_conflict_rec *c)
+static int
+op_conflict_put(void *impl, const struct gs_conflict_rec *c, uint64_t *id_out)
 {
 	struct gs_store *st = impl;
 	sqlite3_stmt *s = st->fx[FX_CF_PUT];
+	int rc;
 
 	sqlite3_bind_text(s, 1, c->loser.device, -1, SQLITE_STATIC);
 	bind_seq(s, 2, c->entry_lost ? c->entry_seq : 0);
@@ -892,7 +900,10 @@ static int op_conflict_put(void *impl, const struct gs_conflict_rec *c)
 	sqlite3_bind_int64(s, 12, c->at_ms);
 	sqlite3_bind_text(s, 13, c->entry_device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 14, (sqlite3_int64)c->entry_seq);
-	return run(st, s);
+	bind_seq(s, 15, c->deliver_seq);
+	rc = run(st, s);
+	*id_out = rc == GS_OK ? (uint64_t)sqlite3_last_insert_rowid(st->db) : 0;
+	return rc;
 }
 
 static int op_stamp_last(void *impl, const char *device_id, uint64_t *out)
@@ -1117,6 +1128,41 @@ static int meta_server_id(struct gs_store *st, bool create)
 
 /* The highest server_seq ever handed out: the change log holds every
  * row's latest, so its maximum is the latest of all. */
+/* srv_conflict gains the delivery columns, also in a store made before
+ * conflicts were delivered in pulls (its old conflicts get no
+ * deliver_seq: they were reported in their PushAck only). */
+static int upgrade_conflicts(struct gs_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	bool has = false;
+	int rc;
+
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "SELECT count(*) FROM pragma_table_info("
+			    "'srv_conflict') WHERE name = 'deliver_seq'");
+	if (rc != GS_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		has = sqlite3_column_int(s, 0) > 0;
+	rc = rc == SQLITE_ROW ? GS_OK
+			      : gs__err_from_sqlite(st->ctx, rc, st->db);
+	sqlite3_finalize(s);
+	if (rc == GS_OK && !has)
+		rc = gs__db_exec(st->ctx, st->db,
+				 "ALTER TABLE srv_conflict ADD COLUMN"
+				 " deliver_seq INTEGER;"
+				 "ALTER TABLE srv_conflict ADD COLUMN"
+				 " delivered_at INTEGER;");
+	if (rc == GS_OK)
+		rc = gs__db_exec(st->ctx, st->db,
+				 "CREATE INDEX IF NOT EXISTS"
+				 " srv_conflict_deliver ON srv_conflict("
+				 "device_id, deliver_seq) WHERE deliver_seq"
+				 " IS NOT NULL;");
+	return rc;
+}
+
 static int load_seq(struct gs_store *st)
 {
 	sqlite3_stmt *s = NULL;
@@ -1181,9 +1227,22 @@ static int prepare_fixed(struct gs_store *st)
 		S(CF_PUT, "INSERT INTO srv_conflict (device_id, device_seq,"
 			  " tbl, pk, col, winner_device, winner_hlc,"
 			  " winner_value, loser_device, loser_hlc,"
-			  " loser_value, at, entry_device, entry_seq)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			  " ?11, ?12, ?13, ?14)"),
+			  " loser_value, at, entry_device, entry_seq,"
+			  " deliver_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+			  " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+		/* A device's conflicts a pull after ?2 may deliver. */
+		S(CF_LOAD, "SELECT id, deliver_seq, device_seq, tbl, pk, col,"
+			   " winner_device, winner_hlc, winner_value,"
+			   " loser_device, loser_hlc, loser_value FROM"
+			   " srv_conflict WHERE device_id = ?1 AND"
+			   " deliver_seq > ?2 ORDER BY deliver_seq, id"
+			   " LIMIT ?3"),
+		S(CF_DUE, "SELECT EXISTS (SELECT 1 FROM srv_conflict WHERE"
+			  " device_id = ?1 AND deliver_seq <= ?2 AND"
+			  " delivered_at IS NULL)"),
+		S(CF_DONE, "UPDATE srv_conflict SET delivered_at = ?3 WHERE"
+			   " device_id = ?1 AND deliver_seq <= ?2 AND"
+			   " delivered_at IS NULL"),
 		S(STAMP_GET, "SELECT hlc FROM srv_device_stamp"
 			     " WHERE device_id = ?1"),
 		S(STAMP_PUT, "INSERT INTO srv_device_stamp (device_id, hlc)"
@@ -1246,6 +1305,8 @@ int gs__store_open(struct gs_store **out,
 		rc = gs__db_exec(ctx, st->db, "BEGIN IMMEDIATE");
 	if (rc == GS_OK) {
 		rc = gs__db_exec(ctx, st->db, schema_sql);
+		if (rc == GS_OK)
+			rc = upgrade_conflicts(st);
 		if (rc == GS_OK)
 			rc = meta_server_id(st, create);
 		if (rc == GS_OK)
@@ -1634,6 +1695,7 @@ void gs__store_pull_out_init(struct gs_store_pull_out *out, struct gs_ctx *ctx)
 {
 	memset(out, 0, sizeof(*out));
 	gs__buf_init(&out->changeset, ctx, GS_FRAME_MAX_CEILING);
+	gs__buf_init(&out->cstrings, ctx, GS_FRAME_MAX_CEILING);
 }
 
 void gs__store_pull_out_fini(struct gs_store_pull_out *out)
@@ -1641,6 +1703,242 @@ void gs__store_pull_out_fini(struct gs_store_pull_out *out)
 	if (out == NULL)
 		return;
 	gs__buf_fini(&out->changeset);
+	if (out->cstrings.ctx != NULL)
+		gs__free(out->cstrings.ctx, out->conflicts);
+	out->conflicts = NULL;
+	out->n_conflicts = 0;
+	gs__buf_fini(&out->cstrings);
+}
+
+/*
+ * Conflicts in a pull. Each conflict has the server_seq of the push that
+ * recorded it (deliver_seq); a pull whose range (after, next_cursor]
+ * covers it sends it to its loser, and the device stores it before it
+ * moves its cursor. The device's next cursor past it is the proof it was
+ * stored: delivered_at is set then. A device keeps each by id once, so a
+ * resend after a crash, or of a conflict its PushAck already carried, is
+ * harmless.
+ *
+ * About PULL_CONFLICTS and PULL_CONFLICT_BYTES of values go in one
+ * Changes; the rest wait for the next pull, and the rows of this one stop
+ * before the first conflict left out. The conflicts of one server_seq go
+ * out together (one row's write records at most one per column, 64), so a
+ * pull always makes progress. Few per Changes on purpose: a device built
+ * before Changes carried conflicts skips them as unknown fields, and its
+ * decoder allows only 16 of those per message.
+ */
+#define PULL_CONFLICTS      12
+#define PULL_CONFLICTS_CAP  128
+#define PULL_CONFLICT_BYTES (1u << 20)
+
+struct cf_off {
+	uint64_t pos; /* deliver_seq */
+	size_t table, pk, column, dev[2], val[2];
+};
+
+static int cf_str(struct gs_buf *b, const void *p, size_t len, size_t *off)
+{
+	int rc = gs__buf_reserve(b, len + 1);
+
+	if (rc != GS_OK)
+		return rc;
+	*off = b->len;
+	if (len > 0)
+		memcpy(b->data + b->len, p, len);
+	b->data[b->len + len] = '\0';
+	b->len += len + 1;
+	return GS_OK;
+}
+
+/* Column i as a conflict side's value (INTEGER and REAL as their SQL
+ * literal, like a PushAck's); false if it cannot travel. */
+static bool cf_value(sqlite3_stmt *s,
+		     int i,
+		     struct gs_buf *b,
+		     struct gs_conflict_side *side,
+		     size_t *off)
+{
+	char num[40];
+	const void *p = NULL;
+	size_t len = 0;
+
+	side->kind = GS_VALUE_TEXT;
+	switch (sqlite3_column_type(s, i)) {
+	case SQLITE_NULL:
+		side->kind = GS_VALUE_NULL;
+		side->value_len = 0;
+		*off = 0;
+		return true;
+	case SQLITE_INTEGER:
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)sqlite3_column_int64(s, i));
+		p = num;
+		len = strlen(num);
+		break;
+	case SQLITE_FLOAT:
+		snprintf(num, sizeof(num), "%.17g",
+			 sqlite3_column_double(s, i));
+		p = num;
+		len = strlen(num);
+		break;
+	case SQLITE_BLOB:
+		side->kind = GS_VALUE_BLOB;
+		p = sqlite3_column_blob(s, i);
+		len = (size_t)sqlite3_column_bytes(s, i);
+		break;
+	default:
+		p = sqlite3_column_text(s, i);
+		len = (size_t)sqlite3_column_bytes(s, i);
+		if (len > 0 &&
+		    (memchr(p, 0, len) != NULL || !gs__utf8_valid(p, len)))
+			return false;
+	}
+	side->value_len = len;
+	return cf_str(b, p, len, off) == GS_OK;
+}
+
+/* Mark what the device's cursor passed as delivered; load what a pull
+ * after `after` may send into out (pointers fixed by cf_finish). *limit:
+ * rows above it wait for the next pull (UINT64_MAX: no limit). */
+static int cf_load(struct gs_store *st,
+		   const char *device_id,
+		   uint64_t after,
+		   struct gs_store_pull_out *out,
+		   struct cf_off *offs,
+		   uint64_t *limit)
+{
+	sqlite3_stmt *s = st->fx[FX_CF_DUE];
+	size_t bytes = 0;
+	size_t stepped = 0;
+	uint64_t first = 0;
+	uint64_t last = 0;
+	int rc;
+
+	*limit = UINT64_MAX;
+	out->n_conflicts = 0;
+	out->cstrings.len = 0;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0) {
+		sqlite3_reset(s);
+		s = st->fx[FX_CF_DONE];
+		sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+		sqlite3_bind_int64(s, 3, gs__clock_wall_ms(st->ctx));
+		rc = run(st, s);
+	} else {
+		sqlite3_reset(s);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+			     ? GS_OK
+			     : gs__err_from_sqlite(st->ctx, rc, st->db);
+	}
+	if (rc != GS_OK)
+		return rc;
+	if (out->conflicts == NULL) {
+		out->conflicts = gs__calloc(st->ctx, PULL_CONFLICTS_CAP,
+					    sizeof(*out->conflicts));
+		if (out->conflicts == NULL)
+			return GS_ENOMEM;
+	}
+	s = st->fx[FX_CF_LOAD];
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+	sqlite3_bind_int(s, 3, PULL_CONFLICTS_CAP * 2);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct gs_conflict *c = &out->conflicts[out->n_conflicts];
+		struct cf_off *o = &offs[out->n_conflicts];
+		uint64_t pos = (uint64_t)sqlite3_column_int64(s, 1);
+		const char *text[6];
+		size_t *dst[4] = { &o->table, &o->pk, &o->column, NULL };
+		size_t mark = out->cstrings.len;
+		bool ok = true;
+
+		if (stepped++ == 0)
+			first = pos;
+		last = pos;
+		if (out->n_conflicts == PULL_CONFLICTS_CAP ||
+		    ((out->n_conflicts >= PULL_CONFLICTS ||
+		      bytes > PULL_CONFLICT_BYTES) &&
+		     pos > first)) {
+			*limit = pos > first ? pos - 1 : pos;
+			break;
+		}
+		for (int k = 0; k < 6; k++)
+			text[k] = (const char *)sqlite3_column_text(
+				s, k < 3    ? 3 + k
+				   : k == 3 ? 6
+					    : 9);
+		/* The wire's limits; what does not fit stays on the
+		 * server's list of conflicts. */
+		for (int k = 0; k < 6; k++)
+			ok = ok && text[k] != NULL;
+		if (!ok || strlen(text[0]) > GS_WIRE_ID_MAX ||
+		    strlen(text[1]) > GS_WIRE_PK_MAX ||
+		    strlen(text[2]) > GS_WIRE_ID_MAX ||
+		    strlen(text[3]) > GS_WIRE_ID_MAX ||
+		    strlen(text[4]) > GS_WIRE_ID_MAX)
+			continue;
+		memset(c, 0, sizeof(*c));
+		o->pos = pos;
+		c->id = (uint64_t)sqlite3_column_int64(s, 0);
+		c->device_seq = (uint64_t)sqlite3_column_int64(s, 2);
+		c->winner.hlc = (uint64_t)sqlite3_column_int64(s, 7);
+		c->loser.hlc = (uint64_t)sqlite3_column_int64(s, 10);
+		for (int k = 0; ok && dst[k] != NULL; k++)
+			ok = cf_str(&out->cstrings, text[k], strlen(text[k]),
+				    dst[k]) == GS_OK;
+		ok = ok &&
+		     cf_str(&out->cstrings, text[3], strlen(text[3]),
+			    &o->dev[0]) == GS_OK &&
+		     cf_str(&out->cstrings, text[4], strlen(text[4]),
+			    &o->dev[1]) == GS_OK &&
+		     cf_value(s, 8, &out->cstrings, &c->winner, &o->val[0]) &&
+		     cf_value(s, 11, &out->cstrings, &c->loser, &o->val[1]);
+		if (!ok) {
+			out->cstrings.len = mark;
+			continue;
+		}
+		bytes += out->cstrings.len - mark;
+		out->n_conflicts++;
+	}
+	if (rc == SQLITE_DONE && stepped == PULL_CONFLICTS_CAP * 2)
+		*limit = last > first ? last - 1 : last; /* more may follow */
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = GS_OK;
+	else
+		rc = gs__err_from_sqlite(st->ctx, rc, st->db);
+	sqlite3_reset(s);
+	/* Conflicts above the limit wait with the rows. */
+	while (out->n_conflicts > 0 && offs[out->n_conflicts - 1].pos > *limit)
+		out->n_conflicts--;
+	return rc;
+}
+
+/* Keep the conflicts the pull's cursor covers, as pointers. */
+static void cf_finish(struct gs_store_pull_out *out, const struct cf_off *offs)
+{
+	const char *base = (const char *)out->cstrings.data;
+	size_t n = 0;
+
+	while (n < out->n_conflicts && offs[n].pos <= out->next_cursor)
+		n++;
+	out->n_conflicts = n;
+	for (size_t i = 0; i < n; i++) {
+		struct gs_conflict *c = &out->conflicts[i];
+		struct gs_conflict_side *side[2] = { &c->winner, &c->loser };
+
+		c->table = base + offs[i].table;
+		c->pk = base + offs[i].pk;
+		c->column = base + offs[i].column;
+		for (int k = 0; k < 2; k++) {
+			side[k]->device_id = base + offs[i].dev[k];
+			side[k]->value = side[k]->kind == GS_VALUE_NULL
+						 ? NULL
+						 : (const uint8_t *)base +
+							   offs[i].val[k];
+		}
+	}
 }
 
 void gs__store_set_scope_narrow(struct gs_store *st, size_t max_grids)
@@ -1661,6 +1959,9 @@ int gs__store_pull(struct gs_store *st,
 {
 	struct gs_buf recs[MAX_TABLES];
 	struct gs_cs_value vals[GS_CS_MAX_COLS];
+	struct cf_off offs[PULL_CONFLICTS_CAP];
+	uint64_t limit = UINT64_MAX;
+	bool limited = false;
 	const struct gs_scope *scope = NULL;
 	sqlite3_stmt *q = NULL;
 	size_t total = 0;
@@ -1680,6 +1981,8 @@ int gs__store_pull(struct gs_store *st,
 	if (byte_budget > PULL_MAX_BYTES)
 		byte_budget = PULL_MAX_BYTES;
 	rc = scope_for(st, dev, &scope);
+	if (rc == GS_OK)
+		rc = cf_load(st, dev->id, after, out, offs, &limit);
 	if (rc != GS_OK)
 		goto done;
 	/* Cursors are unsigned: server_seq never passes 2^63-1 (SQLite's
@@ -1715,6 +2018,10 @@ int gs__store_pull(struct gs_store *st,
 			continue;
 		if (t == NULL || pk == NULL)
 			continue; /* a table of a newer schema */
+		if (seq > limit) {
+			more = limited = true; /* conflicts wait: rows too */
+			break;
+		}
 		rc = tstmt(st, t, TS_PULL, &g);
 		if (rc != GS_OK)
 			break;
@@ -1778,14 +2085,25 @@ int gs__store_pull(struct gs_store *st,
 					    recs[i].len);
 	}
 	if (rc == GS_OK) {
+		/* Every row of the scope up to the limit (or all of them)
+		 * went out: the cursor may move past the conflicts too. */
+		if (limited && limit > cursor)
+			cursor = limit;
+		else if (!more && out->n_conflicts > 0 &&
+			 offs[out->n_conflicts - 1].pos > cursor)
+			cursor = offs[out->n_conflicts - 1].pos;
 		out->next_cursor = cursor;
 		out->hlc = max_hlc;
 		out->n_rows = n_rows;
 		out->more = more;
+		cf_finish(out, offs);
 	} else {
 		out->changeset.len = 0;
+		out->n_conflicts = 0;
 	}
 done:
+	if (rc != GS_OK)
+		out->n_conflicts = 0;
 	for (size_t i = 0; i < MAX_TABLES; i++)
 		gs__buf_fini(&recs[i]);
 	release_snapshot(st);

@@ -223,6 +223,7 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 		return;
 	}
 	gs__store_device_seen(srv->store, sc->dev.id);
+	sc->dev.cursor = h->cursor;
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_WELCOME;
 	m.u.welcome.proto_version = version;
@@ -378,6 +379,8 @@ static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
 	m.u.changes.next_cursor =
 		out.next_cursor > p->after_seq ? out.next_cursor : p->after_seq;
 	m.u.changes.more = out.more;
+	m.u.changes.conflicts = out.conflicts;
+	m.u.changes.n_conflicts = out.n_conflicts;
 	if (out.n_rows > 0) {
 		ch.server_seq = out.next_cursor;
 		ch.hlc = out.hlc;

@@ -478,6 +478,7 @@ static void build_stream(struct fx *f, struct frames *fr)
 		  sizeof(blob) },
 		{ "dev-inspect-1", 0x01a2202e99240000ull, GS_VALUE_TEXT,
 		  (const uint8_t *)"已搬离", strlen("已搬离") },
+		0,
 	};
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_PUSH_ACK;
@@ -505,7 +506,7 @@ static void build_stream(struct fx *f, struct frames *fr)
 				    (uint32_t)f->cs_len[2] };
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_CHANGES;
-	m.u.changes = (struct gs_msg_changes){ 1, ch, 2, 1002, false };
+	m.u.changes = (struct gs_msg_changes){ 1, ch, 2, 1002, false, NULL, 0 };
 	add(fr, &m);
 
 	memset(&m, 0, sizeof(m));

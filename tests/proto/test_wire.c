@@ -108,6 +108,7 @@ static void samples_init(void)
 		  (const uint8_t *)"已搬离", strlen("已搬离") },
 		{ "dev-0001", 0x0195f3a2c4e10003ull, GS_VALUE_TEXT,
 		  (const uint8_t *)"active", 6 },
+		0,
 	};
 	S.conflicts[1] = (struct gs_conflict){
 		7,
@@ -117,6 +118,7 @@ static void samples_init(void)
 		{ "srv-510106", 0x0195f3a2c4f00000ull, GS_VALUE_NULL, NULL, 0 },
 		{ "dev-0001", 0x0195f3a2c4e10003ull, GS_VALUE_BLOB, blob,
 		  sizeof(blob) },
+		0,
 	};
 	S.changes[0] = (struct gs_change){ 1001,         0x0195f3a2c4f00000ull,
 					   "srv-510106", cs_a,
@@ -167,7 +169,8 @@ static void sample(struct gs_msg *m, enum gs_msg_type type)
 		break;
 	case GS_MSG_CHANGES:
 		m->u.changes =
-			(struct gs_msg_changes){ 1, S.changes, 2, 1004, true };
+			(struct gs_msg_changes){ 1,    S.changes, 2, 1004,
+						 true, NULL,      0 };
 		break;
 	case GS_MSG_PING:
 	case GS_MSG_PONG:
@@ -208,6 +211,23 @@ static void eq_side(const struct gs_conflict_side *a,
 	assert_int_equal(a->hlc, b->hlc);
 	assert_int_equal(a->kind, b->kind);
 	eq_bytes(a->value, a->value_len, b->value, b->value_len);
+}
+
+static void eq_conflicts(const struct gs_conflict *x,
+			 size_t nx,
+			 const struct gs_conflict *y,
+			 size_t ny)
+{
+	assert_int_equal(nx, ny);
+	for (size_t i = 0; i < nx; i++) {
+		assert_int_equal(x[i].device_seq, y[i].device_seq);
+		eq_str(x[i].table, y[i].table);
+		eq_str(x[i].pk, y[i].pk);
+		eq_str(x[i].column, y[i].column);
+		eq_side(&x[i].winner, &y[i].winner);
+		eq_side(&x[i].loser, &y[i].loser);
+		assert_int_equal(x[i].id, y[i].id);
+	}
 }
 
 static void assert_msg_equal(const struct gs_msg *a, const struct gs_msg *b)
@@ -282,18 +302,8 @@ static void assert_msg_equal(const struct gs_msg *a, const struct gs_msg *b)
 					 y->results[i].reject_code);
 			eq_str(x->results[i].reason, y->results[i].reason);
 		}
-		assert_int_equal(x->n_conflicts, y->n_conflicts);
-		for (size_t i = 0; i < x->n_conflicts; i++) {
-			const struct gs_conflict *c = &x->conflicts[i];
-			const struct gs_conflict *d = &y->conflicts[i];
-
-			assert_int_equal(c->device_seq, d->device_seq);
-			eq_str(c->table, d->table);
-			eq_str(c->pk, d->pk);
-			eq_str(c->column, d->column);
-			eq_side(&c->winner, &d->winner);
-			eq_side(&c->loser, &d->loser);
-		}
+		eq_conflicts(x->conflicts, x->n_conflicts, y->conflicts,
+			     y->n_conflicts);
 		break;
 	}
 	case GS_MSG_PULL:
@@ -321,6 +331,8 @@ static void assert_msg_equal(const struct gs_msg *a, const struct gs_msg *b)
 		}
 		assert_int_equal(x->next_cursor, y->next_cursor);
 		assert_int_equal(x->more, y->more);
+		eq_conflicts(x->conflicts, x->n_conflicts, y->conflicts,
+			     y->n_conflicts);
 		break;
 	}
 	case GS_MSG_PING:
@@ -657,6 +669,37 @@ static void allocation_failures(void **state)
 	}
 }
 
+/* Changes may carry the conflicts a device lost after its push: with the
+ * server's id, without the entry (device_seq 0 is left out). */
+static void changes_carry_conflicts(void **state)
+{
+	struct fx *f = *state;
+	struct gs_conflict con[2];
+	struct gs_msg m;
+	struct gs_msg *got = NULL;
+	struct gs_buf b;
+
+	memcpy(con, S.conflicts, sizeof(con));
+	con[0].device_seq = 0;
+	con[0].id = 17;
+	con[1].id = 18;
+	sample(&m, GS_MSG_CHANGES);
+	m.u.changes.conflicts = con;
+	m.u.changes.n_conflicts = 2;
+	gs__buf_init(&b, f->ctx, GS_FRAME_MAX_DEFAULT + 4);
+	assert_gs_ok(gs__msg_encode(&b, &m, NULL));
+	assert_gs_ok(decode_frame(&got, f->ctx, b.data, b.len));
+	assert_msg_equal(&m, got);
+	assert_int_equal(got->u.changes.conflicts[0].device_seq, 0);
+	assert_int_equal(got->u.changes.conflicts[1].id, 18);
+	gs__msg_free(got);
+	/* A conflict without its table is refused on the way out. */
+	con[1].table = "";
+	b.len = 0;
+	assert_int_equal(gs__msg_encode(&b, &m, NULL), GS_EINVAL);
+	gs__buf_fini(&b);
+}
+
 static void type_names(void **state)
 {
 	(void)state;
@@ -679,6 +722,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			decode_honours_negotiated_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(allocation_failures, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(changes_carry_conflicts, setup,
 						teardown),
 		cmocka_unit_test(type_names),
 	};

@@ -99,6 +99,47 @@ push_ok(struct fx *f, struct fx_dev *d, struct gs_store_push_out *out)
 				 out->results[i].reason);
 }
 
+/* Pull like a handheld until caught up; the conflicts the pulls carried
+ * with d as the loser (of column col, NULL: any) are counted, their ids
+ * checked to come once and (ids != NULL) kept. */
+static size_t pulled_conflicts(struct fx *f,
+			       struct fx_dev *d,
+			       const char *col,
+			       uint64_t *ids,
+			       size_t cap)
+{
+	struct gs_store_pull_out po;
+	size_t n = 0;
+	int guard = 0;
+
+	gs__store_pull_out_init(&po, f->ctx);
+	do {
+		assert_gs_ok(gs__store_pull(f->st, &d->sd, d->cursor, 1u << 20,
+					    &po));
+		fx_apply(gs__device_db(d->dev), &po.changeset);
+		for (size_t i = 0; i < po.n_conflicts; i++) {
+			const struct gs_conflict *c = &po.conflicts[i];
+
+			assert_string_equal(c->loser.device_id, d->sd.id);
+			assert_true(c->id != 0);
+			if (col != NULL && strcmp(c->column, col) != 0)
+				continue;
+			if (ids != NULL) {
+				for (size_t k = 0; k < n && k < cap; k++)
+					assert_true(ids[k] != c->id);
+				if (n < cap)
+					ids[n] = c->id;
+			}
+			n++;
+		}
+		assert_true(po.next_cursor >= d->cursor);
+		d->cursor = po.next_cursor;
+		assert_true(++guard < 100000);
+	} while (po.more);
+	gs__store_pull_out_fini(&po);
+	return n;
+}
+
 /* ---- class A ------------------------------------------------------------ */
 
 static void append_only(void **state)
@@ -292,6 +333,116 @@ static void lww_earlier_arrives_first(void **state)
 			  " device_id = 'dev-a' AND device_seq IS NULL",
 			  NULL),
 		1);
+	/* The loser is told in its next pull, once: the pull after it
+	 * marks it delivered. */
+	assert_int_equal(pulled_conflicts(f, &a, "note", NULL, 0), 1);
+	assert_int_equal(store_int(f,
+				   "SELECT count(*) FROM srv_conflict WHERE"
+				   " delivered_at IS NOT NULL",
+				   NULL),
+			 0);
+	assert_int_equal(pulled_conflicts(f, &a, NULL, NULL, 0), 0);
+	assert_int_equal(store_int(f,
+				   "SELECT count(*) FROM srv_conflict WHERE"
+				   " device_id = 'dev-a' AND delivered_at IS"
+				   " NOT NULL",
+				   NULL),
+			 1);
+	/* The winner's pulls carry nothing: it was told in its ack. */
+	assert_int_equal(pulled_conflicts(f, &b, NULL, NULL, 0), 0);
+	fx_dev_fini(&a);
+	fx_dev_fini(&b);
+}
+
+/*
+ * The handheld's delete is an UPDATE of "deleted" without the other
+ * columns' old values: whether it saw the row's last edit is told by the
+ * cursor of its Hello. An edit it had not pulled lost to the delete and
+ * its device is told; an edit it had pulled is no conflict.
+ */
+static void soft_delete_after_unseen_edit(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	char hh[2][64];
+
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_dev_init(f, &b, "dev-b", f->gw, NULL, NULL);
+	fx_pull(f, &a);
+	fx_pull(f, &b);
+	for (int k = 0; k < 2; k++)
+		fx_text(gs__device_db(a.dev),
+			k == 0 ? "SELECT id FROM household WHERE deleted = 0"
+				 " ORDER BY id LIMIT 1"
+			       : "SELECT id FROM household WHERE deleted = 0"
+				 " ORDER BY id LIMIT 1 OFFSET 1",
+			NULL, hh[k], sizeof(hh[k]));
+	f->now = T0 + 1000;
+	edit(&b, "household", hh[0], "note", "b, not seen by a");
+	edit(&b, "household", hh[1], "note", "b, seen by a");
+	push_ok(f, &b, &out);
+	gs__store_push_out_fini(&out);
+	/* a deletes hh[0] without having pulled b's edit. */
+	f->now = T0 + 2000;
+	assert_gs_ok(gs_household_delete(a.dev, hh[0]));
+	a.sd.cursor = a.cursor;
+	push_ok(f, &a, &out);
+	assert_int_equal(out.n_conflicts, 1);
+	assert_string_equal(out.conflicts[0].column, "deleted");
+	assert_string_equal(out.conflicts[0].winner.device_id, "dev-a");
+	assert_string_equal(out.conflicts[0].loser.device_id, "dev-b");
+	gs__store_push_out_fini(&out);
+	/* a pulls b's edit of hh[1], then deletes it: no conflict. */
+	fx_pull(f, &a);
+	assert_gs_ok(gs_household_delete(a.dev, hh[1]));
+	a.sd.cursor = a.cursor;
+	push_ok(f, &a, &out);
+	assert_int_equal(out.n_conflicts, 0);
+	gs__store_push_out_fini(&out);
+	assert_int_equal(pulled_conflicts(f, &b, "deleted", NULL, 0), 1);
+	fx_dev_fini(&a);
+	fx_dev_fini(&b);
+}
+
+/* More conflicts than one Changes carries: the pulls split them (rows
+ * stop before the first one left out) and every one arrives once. */
+static void many_conflicts_reach_the_loser(void **state)
+{
+	struct fx *f = *state;
+	struct fx_dev a;
+	struct fx_dev b;
+	struct gs_store_push_out out;
+	static uint64_t ids[4096];
+	int64_t lost;
+
+	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
+	fx_dev_init(f, &b, "dev-b", f->gw, NULL, NULL);
+	f->now = T0 + 1000;
+	raw_write(f, &a,
+		  "UPDATE household SET note = 'a', tenure = 'a', size = 91"
+		  " WHERE deleted = 0; UPDATE resident SET employment = 'a'"
+		  " WHERE deleted = 0");
+	f->now = T0 + 2000;
+	raw_write(f, &b,
+		  "UPDATE household SET note = 'b', tenure = 'b', size = 92"
+		  " WHERE deleted = 0; UPDATE resident SET employment = 'b'"
+		  " WHERE deleted = 0");
+	push_ok(f, &a, &out);
+	gs__store_push_out_fini(&out);
+	push_ok(f, &b, &out);
+	gs__store_push_out_fini(&out);
+	lost = store_int(f,
+			 "SELECT count(*) FROM srv_conflict WHERE device_id ="
+			 " 'dev-a'",
+			 NULL);
+	if (lost <= 128 || lost >= 4096)
+		fail_msg("%lld conflicts: the fixture needs 129..4095",
+			 (long long)lost);
+	assert_int_equal(pulled_conflicts(f, &a, NULL, ids, 4096),
+			 (size_t)lost);
+	assert_int_equal(pulled_conflicts(f, &a, NULL, NULL, 0), 0);
 	fx_dev_fini(&a);
 	fx_dev_fini(&b);
 }
@@ -358,6 +509,8 @@ static void delete_vs_update(void **state)
 	char sql[256];
 	char buf[256];
 	const struct gs_conflict *c;
+	uint64_t ids[4];
+	uint64_t ack_id;
 
 	fx_dev_init(f, &a, "dev-a", f->gw, NULL, NULL);
 	fx_dev_init(f, &b, "dev-b", f->gw, NULL, NULL);
@@ -398,12 +551,17 @@ static void delete_vs_update(void **state)
 	assert_string_equal(out.conflicts[0].column, "deleted");
 	assert_string_equal(out.conflicts[0].winner.device_id, "dev-a");
 	assert_string_equal(out.conflicts[0].loser.device_id, "dev-b");
+	ack_id = out.conflicts[0].id;
 	gs__store_push_out_fini(&out);
 	assert_int_equal(
 		store_int(f, "SELECT deleted FROM resident WHERE id = ?", r),
 		1);
-	/* Devices receive the tombstone. */
-	fx_pull(f, &b);
+	/* Devices receive the tombstone. The editor's pull tells it of both
+	 * edits that met the tombstone: the one whose delete arrived later
+	 * (its ack could not say) and, again, the one its ack told (the
+	 * device keeps each id once). */
+	assert_int_equal(pulled_conflicts(f, &b, "deleted", ids, 4), 2);
+	assert_true(ids[0] == ack_id || ids[1] == ack_id);
 	assert_int_equal(fx_int(gs__device_db(b.dev),
 				"SELECT deleted FROM resident WHERE id = ?", r),
 			 1);
@@ -1675,6 +1833,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lww_same_column, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(lww_earlier_arrives_first,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(many_conflicts_reach_the_loser,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(soft_delete_after_unseen_edit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(lww_different_columns, setup,
 						teardown),

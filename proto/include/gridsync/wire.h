@@ -193,12 +193,14 @@ struct gs_conflict_side {
 };
 
 struct gs_conflict {
-	uint64_t device_seq; /* the pushed entry that lost */
+	uint64_t device_seq; /* the pushed entry that lost; in Changes 0
+			      * when not known */
 	const char *table;
 	const char *pk;
 	const char *column;
 	struct gs_conflict_side winner;
 	struct gs_conflict_side loser;
+	uint64_t id; /* the server's conflict id; 0: not given */
 };
 
 struct gs_msg_push_ack {
@@ -230,6 +232,9 @@ struct gs_msg_changes {
 	size_t n_entries;
 	uint64_t next_cursor;
 	bool more; /* false: caught up */
+	/* Conflicts the device lost, recorded up to next_cursor. */
+	const struct gs_conflict *conflicts;
+	size_t n_conflicts;
 };
 
 /* Ping and Pong share a shape. */

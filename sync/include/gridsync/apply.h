@@ -79,4 +79,14 @@ int gs__apply_push_ack(struct gs_ctx *ctx,
 		       size_t n_conflicts,
 		       const char *self);
 
+/* Conflicts a pull carried (Changes.conflicts), in one transaction, each
+ * server id once; *added counts the new ones. Called before the pull's
+ * rows move the cursor past them. */
+int gs__apply_conflicts(struct gs_ctx *ctx,
+			sqlite3 *db,
+			const struct gs_conflict *conflicts,
+			size_t n,
+			const char *self,
+			size_t *added);
+
 #endif

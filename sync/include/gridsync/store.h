@@ -57,6 +57,10 @@ struct gs_store_device {
 	uint64_t last_seq;    /* highest device_seq accepted (applied or
 			       * rejected) */
 	int64_t last_seen_ms; /* last Hello */
+	/* Not stored: the cursor the device's Hello named on this
+	 * connection (the rows it holds), 0 if unknown. The merge uses it to
+	 * tell whether a delete saw the row's latest writes. */
+	uint64_t cursor;
 };
 
 /* Enrol (insert or update) a device. The worker must exist in the
@@ -139,6 +143,14 @@ struct gs_store_pull_out {
 	uint64_t hlc;            /* highest row hlc included */
 	size_t n_rows;
 	bool more; /* false: caught up */
+	/* Conflicts the device lost, recorded up to next_cursor and not
+	 * sent before (deliver_seq after the pull's cursor); also those of
+	 * other devices' pushes, where a later write beat an earlier one
+	 * that arrived first. */
+	struct gs_conflict *conflicts;
+	size_t n_conflicts;
+	/* private: their strings */
+	struct gs_buf cstrings;
 };
 
 void gs__store_pull_out_init(struct gs_store_pull_out *out, struct gs_ctx *ctx);

@@ -80,6 +80,10 @@ struct gs_conflict_rec {
 	const struct gs_cs_value *winner_value; /* as stored now */
 	const struct gs_cs_value *loser_value;
 	int64_t at_ms; /* server wall clock */
+	/* The server_seq the loser receives it with (a seq of the push that
+	 * recorded it): a pull whose range covers it sends it to the loser
+	 * (gs__store_pull). 0: never sent in a pull. */
+	uint64_t deliver_seq;
 };
 
 /* Called once per stored column clock of a row; column "" is the row's
@@ -176,7 +180,10 @@ struct gs_store_ops {
 	int (*republish_children)(void *impl,
 				  const struct gs_table *t,
 				  const char *id);
-	int (*conflict_put)(void *impl, const struct gs_conflict_rec *c);
+	/* Record a conflict; *id_out its id (srv_conflict.id). */
+	int (*conflict_put)(void *impl,
+			    const struct gs_conflict_rec *c,
+			    uint64_t *id_out);
 
 	/* ---- per-device stamps ---- */
 	/* The stamp of device_id's last merged entry, 0 if none. */
