@@ -54,6 +54,9 @@ struct run {
 	int status;       /* result of the attempt */
 	bool retryable;
 	bool finished;
+	/* The server's Error, which the close that follows must not hide
+	 * ("disk is full" says more than "connection closed"). */
+	char why[GS_WIRE_TEXT_MAX + 16];
 };
 
 static void progress(struct run *r, const char *phase)
@@ -411,9 +414,10 @@ on_frame(struct gs_conn *c, const uint8_t *data, size_t len, void *payload)
 		break;
 	case GS_MSG_ERROR:
 		rc = error_status(&msg->u.error, &retry);
-		gs__err(r->ctx, rc, "server: %s",
-			msg->u.error.message != NULL ? msg->u.error.message
-						     : "error");
+		snprintf(r->why, sizeof(r->why), "server: %s",
+			 msg->u.error.message != NULL ? msg->u.error.message
+						      : "error");
+		gs__err(r->ctx, rc, "%s", r->why);
 		break;
 	default: /* Ping and Pong: nothing to do. */
 		break;
@@ -535,6 +539,8 @@ static int attempt(struct gs_device *dev,
 	} else {
 		uv_run(&r.loop, UV_RUN_DEFAULT);
 		rc = r.status;
+		if (rc != GS_OK && r.why[0] != '\0')
+			gs__err(dev->ctx, rc, "%s", r.why);
 	}
 	uv_close((uv_handle_t *)&r.deadline, NULL);
 	uv_run(&r.loop, UV_RUN_DEFAULT);

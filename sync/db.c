@@ -6,16 +6,54 @@
  */
 #define GS_MODULE "sync.db"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <gridsync/db.h>
 #include <gridsync/schema.h>
 
+/* The directory of a database file, for messages that send someone to
+ * free space or fix permissions there. */
+static const char *db_dir(sqlite3 *db, char *out, size_t cap)
+{
+	const char *file = db != NULL ? sqlite3_db_filename(db, "main") : NULL;
+	const char *slash;
+
+	if (file == NULL || file[0] == '\0')
+		return "the database's disk";
+	slash = strrchr(file, '/');
+	if (slash == NULL)
+		return ".";
+	snprintf(out, cap, "%.*s", (int)(slash == file ? 1 : slash - file),
+		 file);
+	return out;
+}
+
 int gs__err_from_sqlite(struct gs_ctx *ctx, int rc, sqlite3 *db)
 {
 	const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+	char dir[512];
 	int err;
+
+	/* A full disk is reported as such wherever SQLite met it (the
+	 * database, its WAL or a temporary file), with where to free space;
+	 * nothing of the failed write is kept. */
+	if ((rc & 0xff) == SQLITE_FULL ||
+	    ((rc & 0xff) == SQLITE_IOERR && db != NULL &&
+	     sqlite3_system_errno(db) == ENOSPC))
+		return gs__err(ctx, GS_EFULL,
+			       "disk full: free space on %s and retry "
+			       "(sqlite: %s)",
+			       db_dir(db, dir, sizeof(dir)), msg);
+	if ((rc & 0xff) == SQLITE_READONLY)
+		return gs__err(ctx, GS_EIO,
+			       "read-only: the database in %s cannot be "
+			       "written (read-only file, directory or disk) "
+			       "(sqlite: %s)",
+			       db_dir(db, dir, sizeof(dir)), msg);
 
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -149,6 +187,20 @@ static int check_settings(struct gs_ctx *ctx, sqlite3 *db, unsigned flags)
 	return rc;
 }
 
+/* A file that exists but cannot be written (or lives on a read-only
+ * disk, where even root cannot write): SQLite reports it as "unable to
+ * open", which reads as "does not exist". */
+static bool read_only_file(const char *path)
+{
+	struct statvfs vfs;
+
+	if (access(path, F_OK) != 0)
+		return false;
+	if (statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+		return true;
+	return access(path, W_OK) != 0;
+}
+
 int gs__db_open(sqlite3 **out,
 		struct gs_ctx *ctx,
 		const char *path,
@@ -168,8 +220,7 @@ int gs__db_open(sqlite3 **out,
 	rc = sqlite3_open_v2(path, &db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = gs__err_from_sqlite(ctx, rc, db);
-		gs__err_wrap(ctx, rc, "open %s", path);
-		goto out;
+		goto failed;
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
@@ -199,6 +250,16 @@ int gs__db_open(sqlite3 **out,
 		rc = gs__db_exec(ctx, db, "PRAGMA synchronous=FULL");
 	if (rc == GS_OK)
 		rc = check_settings(ctx, db, flags);
+failed:
+	if (rc == GS_ENOTFOUND && !(flags & GS_DB_READONLY) &&
+	    read_only_file(path)) {
+		rc = gs__err(ctx, GS_EIO,
+			     "read-only: %s exists but cannot be opened for "
+			     "writing (read-only file, directory or disk): "
+			     "make it writable and retry",
+			     path);
+		goto out;
+	}
 	if (rc != GS_OK) {
 		gs__err_wrap(ctx, rc, "open %s", path);
 		goto out;
