@@ -151,6 +151,17 @@ static void in_scope_fn(sqlite3_context *fctx, int argc, sqlite3_value **argv)
 					 gs__scope_has(&dev->scope, grid));
 }
 
+int gs__device_new_incarnation(struct gs_device *dev, char out[33])
+{
+	uint8_t raw[16];
+	int rc = gs__random(dev->ctx, raw, sizeof(raw));
+
+	if (rc != GS_OK)
+		return rc;
+	gs__hex(out, raw, sizeof(raw));
+	return gs__meta_set(dev, "incarnation", out);
+}
+
 /* Read identity and scope from gs_meta and prepare capture. */
 static int device_load(struct gs_device *dev)
 {
@@ -168,6 +179,16 @@ static int device_load(struct gs_device *dev)
 		rc = gs__meta_get(dev, "role", &role);
 	if (rc == GS_OK)
 		rc = gs__meta_get(dev, "scope", &dev->scope_codes);
+	/* A database made before incarnations gets its id now. */
+	if (rc == GS_OK) {
+		char *inc = NULL;
+		char id[33];
+
+		rc = gs__meta_get(dev, "incarnation", &inc);
+		if (rc == GS_OK && inc == NULL)
+			rc = gs__device_new_incarnation(dev, id);
+		gs__free(dev->ctx, inc);
+	}
 	if (rc == GS_OK) {
 		dev->role = gs__role_parse(role);
 		if (dev->role == 0)
@@ -440,6 +461,13 @@ static int device_create(struct gs_device **out,
 				  opts->scope != NULL ? opts->scope : scope);
 	if (rc == GS_OK)
 		rc = gs__meta_set(dev, "insecure", opts->insecure ? "1" : "0");
+	/* Every new database is a new incarnation of its device id: the
+	 * server numbers its entries apart from any earlier database's. */
+	if (rc == GS_OK) {
+		char inc[33];
+
+		rc = gs__device_new_incarnation(dev, inc);
+	}
 	/* The TLS identity from enrolment. The key lives in the device
 	 * database, which is the handheld's protected store. */
 	if (rc == GS_OK && bundle != NULL)

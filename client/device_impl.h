@@ -56,6 +56,10 @@ int gs__rows_query(struct gs_device *dev,
 int gs__meta_get(struct gs_device *dev, const char *key, char **out);
 int gs__meta_set(struct gs_device *dev, const char *key, const char *value);
 
+/* A new incarnation id for this database (gs_meta incarnation), in the
+ * caller's transaction; out receives it. */
+int gs__device_new_incarnation(struct gs_device *dev, char out[33]);
+
 /* Re-read scope and role after reference data arrived (a sync). */
 int gs__device_reload(struct gs_device *dev);
 

@@ -50,8 +50,13 @@ struct run {
 	struct gs_sync_summary *sum;
 	uint64_t pushed_upto; /* highest seq sent this attempt */
 	uint64_t cursor;
-	int64_t hello_ms; /* device wall clock when Hello left */
-	int status;       /* result of the attempt */
+	int64_t hello_ms;  /* device wall clock when Hello left */
+	char *incarnation; /* this database's, sent in Hello */
+	bool have_held;    /* the server said what it holds of us */
+	uint64_t held;     /* ... the last device_seq of this incarnation */
+	uint64_t collided; /* entries refused: seq used with other content */
+	bool reconnect;    /* renumbered under a new incarnation: again */
+	int status;        /* result of the attempt */
 	bool retryable;
 	bool finished;
 	/* The server's Error, which the close that follows must not hide
@@ -105,6 +110,9 @@ static int send_hello(struct run *r)
 	m.u.hello.app_version = APP_VERSION;
 	m.u.hello.cursor = r->cursor;
 	m.u.hello.suite = GS_SUITE_V1;
+	m.u.hello.incarnation = r->incarnation;
+	m.u.hello.has_acked_seq = gs__seq_floor(r->ctx, r->dev->db,
+						&m.u.hello.acked_seq) == GS_OK;
 	r->hello_ms = gs__clock_wall_ms(r->ctx);
 	return send_msg(r, &m);
 }
@@ -119,6 +127,121 @@ static int send_pull(struct run *r)
 	m.u.pull.byte_budget = PULL_BUDGET;
 	progress(r, "pull");
 	return send_msg(r, &m);
+}
+
+static int note(struct run *r, const char *reason)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = gs__db_prepare(r->ctx, r->dev->db, &st,
+				"INSERT INTO gs_conflict (device_seq, tbl, pk,"
+				" col, reason, at) VALUES (NULL, '', '', NULL,"
+				" ?, ?)");
+
+	if (rc == GS_OK) {
+		sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, gs__clock_wall_ms(r->ctx));
+		rc = gs__db_step_done(r->ctx, r->dev->db, st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Run fn in one write transaction. */
+static int in_txn(struct run *r, int (*fn)(struct run *r, void *), void *p)
+{
+	int rc = gs__db_exec(r->ctx, r->dev->db, "BEGIN IMMEDIATE");
+
+	if (rc == GS_OK)
+		rc = fn(r, p);
+	if (rc == GS_OK)
+		rc = gs__db_exec(r->ctx, r->dev->db, "COMMIT");
+	if (rc != GS_OK)
+		sqlite3_exec(r->dev->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* A new incarnation: a new id, the pending entries numbered from 1. */
+static int restart(struct run *r, void *p)
+{
+	char id[2 * 16 + 1];
+	char why[400];
+	int rc;
+
+	(void)p;
+	rc = gs__device_new_incarnation(r->dev, id);
+	if (rc == GS_OK)
+		rc = gs__outbox_restart(r->ctx, r->dev->db);
+	snprintf(why, sizeof(why),
+		 "sequence numbers: the server holds %llu entries of this "
+		 "database and %llu of ours were used with other content "
+		 "(restored from an older copy, or re-initialised): pending "
+		 "entries renumbered under a new incarnation, nothing lost",
+		 (unsigned long long)r->held, (unsigned long long)r->collided);
+	if (rc == GS_OK)
+		rc = note(r, why);
+	if (rc == GS_OK) {
+		gs__free(r->ctx, r->incarnation);
+		r->incarnation = gs__strdup(r->ctx, id);
+		rc = r->incarnation != NULL ? GS_OK : GS_ENOMEM;
+	}
+	return rc;
+}
+
+/*
+ * After the last push of an attempt: if the server holds entries of this
+ * incarnation that this database never had (it was restored from an older
+ * copy) or refused ours because their numbers were used with other
+ * content, numbering starts again under a new incarnation and the attempt
+ * ends with reconnect set, so the entries go out again at once.
+ */
+static int numbering_check(struct run *r)
+{
+	uint64_t floor = 0;
+	int rc;
+
+	if (!r->have_held)
+		return GS_OK;
+	rc = gs__seq_floor(r->ctx, r->dev->db, &floor);
+	if (rc != GS_OK || (r->collided == 0 && r->held <= floor))
+		return rc;
+	GS_WARN(r->ctx,
+		"the server holds %llu entries of this database, it knows "
+		"%llu: starting a new incarnation",
+		(unsigned long long)r->held, (unsigned long long)floor);
+	rc = in_txn(r, restart, NULL);
+	if (rc == GS_OK)
+		r->reconnect = true;
+	return rc;
+}
+
+struct lost {
+	uint64_t floor;
+};
+
+/* The server lost entries it had acknowledged: send their rows again. */
+static int resend(struct run *r, void *p)
+{
+	struct lost *l = p;
+	struct gs_outbox_report rep = { 0, 0, 0 };
+	uint64_t unknown = 0;
+	char why[400];
+	int rc = gs__outbox_resend_lost(r->ctx, r->dev->db, r->held, l->floor,
+					&rep, &unknown);
+
+	snprintf(why, sizeof(why),
+		 "the server holds entries of this database up to %llu, "
+		 "it had acknowledged up to %llu (restored from a backup?): "
+		 "%zu row(s) sent again from the tables as %zu entries%s",
+		 (unsigned long long)r->held, (unsigned long long)l->floor,
+		 rep.recaptured, rep.entries,
+		 unknown > 0 ? "; some older entries' rows are not known "
+			       "here (gridsync outbox recover TABLE ID)"
+			     : "");
+	if (rc == GS_OK)
+		rc = note(r, why);
+	if (rc == GS_OK)
+		r->sum->recaptured += rep.recaptured;
+	return rc;
 }
 
 /* The next batch of pending entries after pushed_upto: as many as the
@@ -175,7 +298,11 @@ static int send_push(struct run *r)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (n == 0) {
-		rc = send_pull(r);
+		rc = numbering_check(r);
+		if (rc == GS_OK && r->reconnect)
+			finish(r, GS_OK, false);
+		else if (rc == GS_OK)
+			rc = send_pull(r);
 		goto out;
 	}
 	/* packed.data may have moved while growing: point at it now. */
@@ -254,6 +381,22 @@ static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 	sqlite3_finalize(st);
 	if (rc == GS_OK)
 		rc = clock_offset(r, w);
+	if (rc == GS_OK && w->has_held_seq) {
+		struct lost l = { 0 };
+
+		r->have_held = true;
+		r->held = w->held_seq;
+		rc = gs__seq_floor(r->ctx, r->dev->db, &l.floor);
+		if (rc == GS_OK && r->held < l.floor) {
+			GS_WARN(r->ctx,
+				"the server holds %llu entries of this "
+				"database, it acknowledged %llu: sending "
+				"them again",
+				(unsigned long long)r->held,
+				(unsigned long long)l.floor);
+			rc = in_txn(r, resend, &l);
+		}
+	}
 	return rc == GS_OK ? send_push(r) : rc;
 }
 
@@ -288,6 +431,9 @@ static int on_push_ack(struct run *r, const struct gs_msg_push_ack *a)
 		items[i].reject_code = (int)res->reject_code;
 		items[i].reason = res->reason;
 		items[i].may_heal = refusal_may_heal(res);
+		if (items[i].may_heal &&
+		    res->reject_code == GS_REJECT_SEQ_REUSED)
+			r->collided++;
 		if (items[i].may_heal)
 			r->sum->deferred++;
 		else if (res->result == GS_RESULT_REJECTED)
@@ -497,7 +643,8 @@ static int attempt(struct gs_device *dev,
 		   struct gs_tls *tls,
 		   const struct gs_sync_opts *opts,
 		   struct gs_sync_summary *sum,
-		   bool *retryable)
+		   bool *retryable,
+		   bool *reconnect)
 {
 	struct gs_conn_opts copts = { 0 };
 	struct gs_conn_cbs cbs = { on_connect, on_frame, NULL, on_close, NULL };
@@ -519,6 +666,9 @@ static int attempt(struct gs_device *dev,
 		goto out_nolop;
 	r.cursor = cursor != NULL ? strtoull(cursor, NULL, 10) : 0;
 	gs__free(dev->ctx, cursor);
+	rc = gs__meta_get(dev, "incarnation", &r.incarnation);
+	if (rc != GS_OK)
+		goto out_nolop;
 	if (uv_loop_init(&r.loop) != 0) {
 		rc = gs__err(dev->ctx, GS_ENOMEM, "uv_loop_init failed");
 		goto out_nolop;
@@ -546,13 +696,15 @@ static int attempt(struct gs_device *dev,
 	uv_run(&r.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&r.loop);
 	*retryable = r.retryable;
-	if (rc == GS_OK) {
+	*reconnect = rc == GS_OK && r.reconnect;
+	if (rc == GS_OK && !r.reconnect) {
 		char now[GS_TIME_LEN];
 
 		gs__time_format(now, gs__clock_wall_ms(dev->ctx));
 		rc = gs__meta_set(dev, "last_sync", now);
 	}
 out_nolop:
+	gs__free(dev->ctx, r.incarnation);
 	gs__zstd_fini(&r.z);
 	gs__buf_fini(&r.out);
 	return rc;
@@ -617,11 +769,20 @@ int gs_device_sync(struct gs_device *dev,
 	 * its hash: a damaged entry is set aside here, its rows re-captured. */
 	if (rc == GS_OK)
 		rc = check_outbox(dev, &sum);
-	for (unsigned i = 0; rc == GS_OK && i < max; i++) {
+	for (unsigned i = 0, again = 0; rc == GS_OK && i < max; i++) {
 		bool retryable = false;
+		bool reconnect = false;
 
 		gs__err_clear(dev->ctx);
-		rc = attempt(dev, server, tls, opts, &sum, &retryable);
+		rc = attempt(dev, server, tls, opts, &sum, &retryable,
+			     &reconnect);
+		/* Renumbered under a new incarnation: push again at once
+		 * (twice at most; a second one would mean the server keeps
+		 * refusing the new numbers). */
+		if (rc == GS_OK && reconnect && again++ < 2) {
+			i--;
+			continue;
+		}
 		if (rc == GS_OK || !retryable || i + 1 == max)
 			break;
 		/* Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ...

@@ -2155,7 +2155,7 @@ static int merge_entry(struct merge *m,
 	if (rc >= 0) {
 		memset(&rec, 0, sizeof(rec));
 		rec.device_id = m->dev->id;
-		rec.device_seq = e->device_seq;
+		rec.device_seq = m->dev->seq_base + e->device_seq;
 		rec.sha256 = e->sha256;
 		rec.hlc = e->hlc;
 		/* A refused entry is kept by its hash, never by its bytes:
@@ -2281,7 +2281,8 @@ judge_seen(struct merge *m, size_t idx, const struct gs_store_entry *e)
 	char why[128];
 	int rc;
 
-	rc = m->ops->received_get(m->impl, m->dev->id, e->device_seq, &rec);
+	rc = m->ops->received_get(m->impl, m->dev->id,
+				  m->dev->seq_base + e->device_seq, &rec);
 	if (rc == GS_ENOTFOUND) {
 		snprintf(why, sizeof(why),
 			 "device_seq %llu is below the last received and "
@@ -2361,7 +2362,7 @@ int gs__merge_push(const struct gs_store_ops *ops,
 	}
 	out->n_results = n;
 	if (rc == GS_OK)
-		rc = ops->received_last(impl, dev->id, &last);
+		rc = ops->received_last(impl, dev->id, dev->seq_base, &last);
 	if (rc == GS_OK)
 		rc = ops->stamp_last(impl, dev->id, &m->last_stamp);
 	if (rc == GS_OK)
@@ -2373,6 +2374,12 @@ int gs__merge_push(const struct gs_store_ops *ops,
 		char why[160];
 
 		out->results[i].device_seq = e->device_seq;
+		if (e->device_seq >= GS_STORE_SEQ_SPAN) {
+			rc = answer(m, i, GS_RESULT_REJECTED,
+				    GS_REJECT_MALFORMED,
+				    "device_seq is out of range", false);
+			continue;
+		}
 		if (e->device_seq <= last) {
 			rc = judge_seen(m, i, e);
 			continue;
@@ -2386,7 +2393,11 @@ int gs__merge_push(const struct gs_store_ops *ops,
 				 (unsigned long long)(last + 1),
 				 (unsigned long long)last);
 			rc = answer(m, i, GS_RESULT_REJECTED,
-				    GS_REJECT_SEQ_REUSED, why, false);
+				    dev->incarnation ? GS_REJECT_SEQ_GAP
+						     : GS_REJECT_SEQ_REUSED,
+				    why, false);
+			out->results[i].has_held_seq = dev->incarnation;
+			out->results[i].held_seq = last;
 			continue;
 		}
 		gs__sha256(digest, e->changeset, e->len);

@@ -362,10 +362,12 @@ static int recapture_table(struct gs_ctx *ctx,
 	return rc;
 }
 
-int gs__outbox_recapture(struct gs_ctx *ctx,
-			 sqlite3 *db,
-			 uint64_t hlc,
-			 size_t *rows_out)
+/* The keyed rows as one entry at seq (0: the next one). */
+static int recapture_at(struct gs_ctx *ctx,
+			sqlite3 *db,
+			uint64_t seq,
+			uint64_t hlc,
+			size_t *rows_out)
 {
 	size_t n_tables = 0;
 	const struct gs_table *tables = gs__manifest(&n_tables);
@@ -373,7 +375,6 @@ int gs__outbox_recapture(struct gs_ctx *ctx,
 	struct gs_buf cs;
 	sqlite3_stmt *st = NULL;
 	uint8_t digest[GS_SHA256_LEN];
-	uint64_t seq = 0;
 	size_t rows = 0;
 	int rc = key_table(ctx, db);
 
@@ -382,7 +383,7 @@ int gs__outbox_recapture(struct gs_ctx *ctx,
 	gs__buf_init(&cs, ctx, RECAPTURE_MAX);
 	for (size_t i = 0; rc == GS_OK && i < n_tables; i++)
 		rc = recapture_table(ctx, db, &tables[i], &sql, &cs, &rows);
-	if (rc == GS_OK && rows > 0)
+	if (rc == GS_OK && rows > 0 && seq == 0)
 		rc = next_seq(ctx, db, &seq);
 	if (rc == GS_OK && rows > 0)
 		rc = gs__db_prepare(ctx, db, &st,
@@ -406,6 +407,14 @@ int gs__outbox_recapture(struct gs_ctx *ctx,
 	if (rc == GS_OK)
 		*rows_out = rows;
 	return rc;
+}
+
+int gs__outbox_recapture(struct gs_ctx *ctx,
+			 sqlite3 *db,
+			 uint64_t hlc,
+			 size_t *rows_out)
+{
+	return recapture_at(ctx, db, 0, hlc, rows_out);
 }
 
 /* ---- renumbering ------------------------------------------------------ */
@@ -691,7 +700,7 @@ static int recover(struct gs_ctx *ctx,
 	return rc;
 }
 
-static int seq_floor(struct gs_ctx *ctx, sqlite3 *db, uint64_t *out)
+int gs__seq_floor(struct gs_ctx *ctx, sqlite3 *db, uint64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = gs__db_prepare(ctx, db, &st,
@@ -727,7 +736,7 @@ int gs__outbox_check(struct gs_ctx *ctx,
 		rc = quarantine(ctx, db, &b[i], &qid[i]);
 	}
 	if (rc == GS_OK)
-		rc = seq_floor(ctx, db, &floor);
+		rc = gs__seq_floor(ctx, db, &floor);
 	if (rc == GS_OK)
 		rc = gs__outbox_renumber(ctx, db, floor + 1);
 	for (size_t i = 0; rc == GS_OK && i < n; i++)
@@ -736,5 +745,88 @@ int gs__outbox_check(struct gs_ctx *ctx,
 		rep->quarantined += n;
 	gs__free(ctx, qid);
 	gs__free(ctx, b);
+	return rc;
+}
+
+/* ---- a server that lost entries, a new incarnation ------------------- */
+
+int gs__outbox_resend_lost(struct gs_ctx *ctx,
+			   sqlite3 *db,
+			   uint64_t held,
+			   uint64_t floor,
+			   struct gs_outbox_report *rep,
+			   uint64_t *unknown_out)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t next = held + 1;
+	uint64_t known = 0;
+	char sql[192];
+	int rc;
+
+	*unknown_out = 0;
+	/* Pending entries out of the way (above), settled ones at or past
+	 * the first number to reuse out of the way (below). */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE gs_outbox SET seq = seq - %lld WHERE status <> 0"
+		 " AND seq > %lld",
+		 (long long)SEQ_PARK, (long long)held);
+	rc = gs__db_exec(ctx, db, sql);
+	if (rc == GS_OK) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE gs_outbox SET seq = seq + %lld WHERE"
+			 " status = 0",
+			 (long long)SEQ_PARK);
+		rc = gs__db_exec(ctx, db, sql);
+	}
+	if (rc == GS_OK)
+		rc = gs__db_prepare(ctx, db, &st,
+				    "SELECT seq, max(hlc) FROM gs_sent WHERE"
+				    " seq > ?1 AND seq <= ?2 GROUP BY seq"
+				    " ORDER BY seq");
+	if (rc == GS_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)held);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)floor);
+	}
+	/* One entry per lost one, in their order, with their stamps. */
+	while (rc == GS_OK && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t hlc = (uint64_t)sqlite3_column_int64(st, 1);
+		size_t rows = 0;
+
+		known++;
+		rc = gs__outbox_keys_by_sent(ctx, db, seq - 1, seq);
+		if (rc == GS_OK)
+			rc = recapture_at(ctx, db, next, hlc, &rows);
+		if (rc == GS_OK && rows > 0) {
+			next++;
+			if (rep != NULL) {
+				rep->recaptured += rows;
+				rep->entries++;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == GS_OK)
+		rc = gs__outbox_renumber(ctx, db, held + 1);
+	if (rc == GS_OK) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE gs_state SET seq_floor = %lld WHERE id = 1;"
+			 " DELETE FROM gs_sent WHERE seq > %lld",
+			 (long long)held, (long long)held);
+		rc = gs__db_exec(ctx, db, sql);
+	}
+	if (rc == GS_OK)
+		*unknown_out = floor - held - known;
+	return rc;
+}
+
+int gs__outbox_restart(struct gs_ctx *ctx, sqlite3 *db)
+{
+	int rc = gs__db_exec(ctx, db,
+			     "UPDATE gs_state SET seq_floor = 0 WHERE id = 1;"
+			     " DELETE FROM gs_sent");
+
+	if (rc == GS_OK)
+		rc = gs__outbox_renumber(ctx, db, 1);
 	return rc;
 }

@@ -76,6 +76,12 @@ static const char schema_sql[] =
 	" UNIQUE (device_id, device_seq));"
 	"CREATE INDEX IF NOT EXISTS srv_received_unjournaled ON"
 	" srv_received(id) WHERE journaled = 0;"
+	/* Incarnations of each device (store.h): index k numbers its
+	 * entries from k * GS_STORE_SEQ_SPAN in srv_received. */
+	"CREATE TABLE IF NOT EXISTS srv_incarnation ("
+	" device_id TEXT NOT NULL, incarnation TEXT NOT NULL,"
+	" k INTEGER NOT NULL, first_seen INTEGER NOT NULL,"
+	" PRIMARY KEY (device_id, incarnation)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS srv_change ("
 	" server_seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL,"
 	" grid_id TEXT, restricted INTEGER NOT NULL DEFAULT 0,"
@@ -546,15 +552,22 @@ static int op_rollback_to(void *impl)
 	return rc;
 }
 
-static int op_received_last(void *impl, const char *device_id, uint64_t *out)
+static int op_received_last(void *impl,
+			    const char *device_id,
+			    uint64_t base,
+			    uint64_t *out)
 {
 	struct gs_store *st = impl;
 	sqlite3_stmt *s = st->fx[FX_RCV_LAST];
 	int rc;
 
 	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)base);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)(base + GS_STORE_SEQ_SPAN));
 	rc = sqlite3_step(s);
-	*out = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	*out = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL
+		       ? (uint64_t)sqlite3_column_int64(s, 0) - base
+		       : 0;
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE
 		       ? GS_OK
@@ -1204,7 +1217,8 @@ static int prepare_fixed(struct gs_store *st)
 		S(RELEASE, "RELEASE gs_entry"),
 		S(ROLLBACK_TO, "ROLLBACK TO gs_entry"),
 		S(RCV_LAST, "SELECT max(device_seq) FROM srv_received"
-			    " WHERE device_id = ?1"),
+			    " WHERE device_id = ?1 AND device_seq >= ?2"
+			    " AND device_seq < ?3"),
 		S(RCV_GET, "SELECT sha256, result, reject_code, reason"
 			   " FROM srv_received WHERE device_id = ?1"
 			   " AND device_seq = ?2"),
@@ -1539,6 +1553,7 @@ int gs__store_device_get(struct gs_store *st,
 			    "SELECT id, worker_id, role, scope, revoked,"
 			    " last_seen_ms, ifnull((SELECT max(device_seq)"
 			    " FROM srv_received WHERE device_id = d.id), 0)"
+			    " % 1099511627776"
 			    " FROM srv_device d WHERE id = ?1");
 	if (rc != GS_OK)
 		return rc;
@@ -1610,6 +1625,62 @@ int gs__store_enroll(struct gs_store *st,
 	if (rc == GS_OK && out != NULL)
 		rc = gs__store_device_get(st, device_id, out);
 	return rc;
+}
+
+int gs__store_incarnation(struct gs_store *st,
+			  const char *device_id,
+			  const char *incarnation,
+			  uint64_t *base_out,
+			  uint64_t *held_out)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t k = -1;
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL && incarnation != NULL);
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "SELECT k FROM srv_incarnation WHERE device_id = ?1"
+			    " AND incarnation = ?2");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, incarnation, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		k = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (k < 0) {
+		/* The first one takes index 0: entries of an older device are
+		 * already numbered there. */
+		rc = gs__db_prepare(
+			st->ctx, st->db, &s,
+			"INSERT INTO srv_incarnation (device_id, incarnation,"
+			" k, first_seen) SELECT ?1, ?2, ifnull(max(k) + 1, 0),"
+			" ?3 FROM srv_incarnation WHERE device_id = ?1"
+			" RETURNING k");
+		if (rc != GS_OK)
+			return rc;
+		sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, incarnation, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, gs__clock_wall_ms(st->ctx));
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			k = sqlite3_column_int64(s, 0);
+		rc = rc == SQLITE_ROW
+			     ? GS_OK
+			     : gs__err_from_sqlite(st->ctx, rc, st->db);
+		sqlite3_finalize(s);
+		if (rc == GS_OK)
+			GS_INFO(st->ctx, "device %.64s: new incarnation %lld",
+				device_id, (long long)k);
+	}
+	if (rc == GS_OK && (k < 0 || k >= (INT64_C(1) << 22)))
+		rc = gs__err(st->ctx, GS_ECORRUPT,
+			     "srv_incarnation: index %lld out of range",
+			     (long long)k);
+	if (rc != GS_OK)
+		return rc;
+	*base_out = (uint64_t)k * GS_STORE_SEQ_SPAN;
+	return op_received_last(st, device_id, *base_out, held_out);
 }
 
 int gs__store_device_seen(struct gs_store *st, const char *device_id)
@@ -2237,7 +2308,7 @@ int gs__store_list_devices(struct gs_store *st, gs_store_row_cb cb, void *p)
 		"SELECT d.id AS device, d.worker_id AS worker, d.role,"
 		" d.scope, d.revoked,"
 		" ifnull((SELECT max(device_seq) FROM srv_received r"
-		" WHERE r.device_id = d.id), 0) AS last_seq,"
+		" WHERE r.device_id = d.id), 0) % 1099511627776 AS last_seq,"
 		" CASE WHEN d.last_seen_ms > 0 THEN " ISO_MS(
 			"d.last_seen_ms") " END AS last_seen,"
 					  " (SELECT count(*) FROM srv_received "

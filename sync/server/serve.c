@@ -225,6 +225,33 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 	gs__store_device_seen(srv->store, sc->dev.id);
 	sc->dev.cursor = h->cursor;
 	memset(&m, 0, sizeof(m));
+	/* Sequence numbers are per (device, incarnation); the device is told
+	 * what the server holds of its incarnation, so that it can send again
+	 * what a restored server lost, or renumber what collides. */
+	if (h->incarnation != NULL) {
+		uint64_t held = 0;
+
+		rc = gs__store_incarnation(srv->store, sc->dev.id,
+					   h->incarnation, &sc->dev.seq_base,
+					   &held);
+		if (rc != GS_OK) {
+			GS_ERRORLOG(srv->ctx, "hello from %s: %s", sc->dev.id,
+				    gs_ctx_errmsg(srv->ctx));
+			refuse(sc, GS_WIRE_ERR_BUSY, 5000,
+			       "the server could not read its sequence state;"
+			       " retry later");
+			return;
+		}
+		sc->dev.incarnation = true;
+		m.u.welcome.has_held_seq = true;
+		m.u.welcome.held_seq = held;
+		if (h->has_acked_seq && h->acked_seq != held)
+			GS_INFO(srv->ctx,
+				"device %s: holds %llu of its entries, it saw"
+				" %llu acknowledged",
+				sc->dev.id, (unsigned long long)held,
+				(unsigned long long)h->acked_seq);
+	}
 	m.type = GS_MSG_WELCOME;
 	m.u.welcome.proto_version = version;
 	m.u.welcome.server_id = gs__store_server_id(srv->store);

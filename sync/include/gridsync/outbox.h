@@ -31,6 +31,9 @@ struct gs_outbox_report {
 	size_t entries;     /* new entries written */
 };
 
+/* The highest device_seq the server recorded (gs_state.seq_floor). */
+int gs__seq_floor(struct gs_ctx *ctx, sqlite3 *db, uint64_t *out);
+
 /* Check each entry's SHA-256 too (a full check; without it only the
  * parser runs, which is what keeps SQLite safe). */
 #define GS_OUTBOX_CHECK_HASH 1u
@@ -76,5 +79,24 @@ int gs__outbox_sent_log(struct gs_ctx *ctx,
 			uint64_t hlc,
 			const uint8_t *cs,
 			size_t len);
+
+/*
+ * The server holds the device's entries only up to held, though it had
+ * acknowledged up to floor (it was restored from an older backup): the
+ * rows each lost entry wrote (gs_sent) are re-captured from their current
+ * values as entries held + 1, ..., in their order and with their stamps,
+ * the pending entries follow, and the floor drops to held. *unknown_out
+ * counts lost entries whose rows are not known (older than gs_sent).
+ */
+int gs__outbox_resend_lost(struct gs_ctx *ctx,
+			   sqlite3 *db,
+			   uint64_t held,
+			   uint64_t floor,
+			   struct gs_outbox_report *rep,
+			   uint64_t *unknown_out);
+
+/* A new incarnation: the pending entries are renumbered from 1, the floor
+ * and the sent log start again. */
+int gs__outbox_restart(struct gs_ctx *ctx, sqlite3 *db);
 
 #endif

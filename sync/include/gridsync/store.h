@@ -61,7 +61,28 @@ struct gs_store_device {
 	 * connection (the rows it holds), 0 if unknown. The merge uses it to
 	 * tell whether a delete saw the row's latest writes. */
 	uint64_t cursor;
+	/* Set from the connection's Hello (gs__store_incarnation): where the
+	 * incarnation's device_seq numbers start in srv_received, and whether
+	 * the device knows the refusal codes added with incarnations. */
+	uint64_t seq_base;
+	bool incarnation;
 };
+
+/* Each incarnation of a device (a database: a new one at init, restore or
+ * re-initialisation) numbers its entries from 1. srv_received keeps them
+ * apart by storing device_seq + seq_base, with seq_base the incarnation's
+ * index times GS_STORE_SEQ_SPAN; the first incarnation a device announces
+ * takes index 0, which is where entries of devices older than
+ * incarnations already are. */
+#define GS_STORE_SEQ_SPAN (UINT64_C(1) << 40)
+
+/* Look up (or register) incarnation of device_id: *base_out its
+ * seq_base, *held_out the last device_seq held for it (0: none). */
+int gs__store_incarnation(struct gs_store *st,
+			  const char *device_id,
+			  const char *incarnation,
+			  uint64_t *base_out,
+			  uint64_t *held_out);
 
 /* Enrol (insert or update) a device. The worker must exist in the
  * reference data; the role is the worker's. GS_ENOTFOUND otherwise. */

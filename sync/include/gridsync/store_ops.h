@@ -105,8 +105,13 @@ struct gs_store_ops {
 	int (*rollback_to)(void *impl);
 
 	/* ---- the received log (idempotency, journal intent) ---- */
-	/* Highest device_seq recorded for device_id, 0 if none. */
-	int (*received_last)(void *impl, const char *device_id, uint64_t *out);
+	/* Highest device_seq recorded for device_id in the incarnation whose
+	 * numbers start at base (gs_store_device.seq_base), relative to
+	 * base; 0 if none. */
+	int (*received_last)(void *impl,
+			     const char *device_id,
+			     uint64_t base,
+			     uint64_t *out);
 	/* The record of (device_id, device_seq); GS_ENOTFOUND if absent.
 	 * Pointers in *out are borrowed until the next call on impl. */
 	int (*received_get)(void *impl,
