@@ -69,6 +69,7 @@ struct gs_fp {
 	struct gs_fp_stats stats;
 	uint64_t last_frames[2];
 	bool want_drop, want_stop;
+	unsigned random_pct;
 	/* loop thread only */
 	struct conn *conns;
 	uint64_t next_conn_id;
@@ -621,6 +622,29 @@ static void on_connected(uv_connect_t *req, int status)
 	pump(&c->d[GS_FP_C2S]);
 }
 
+static void random_fault(struct gs_fp *fp, struct gs_fp_fault *f)
+{
+	static const enum gs_fp_mode modes[] = {
+		GS_FP_CUT,       GS_FP_CUT,       GS_FP_DELAY,   GS_FP_TRICKLE,
+		GS_FP_BLACKHOLE, GS_FP_DUPLICATE, GS_FP_REORDER,
+	};
+
+	memset(f, 0, sizeof(*f));
+	f->mode = modes[fp_rand(fp) % (sizeof(modes) / sizeof(modes[0]))];
+	f->dir = (enum gs_fp_dir)(fp_rand(fp) % 2);
+	f->k = fp_rand(fp) % 4;
+	f->delta = (int)(fp_rand(fp) % 3) - 1;
+	f->delay_ms = f->mode == GS_FP_TRICKLE
+			      ? 1
+			      : 50 + (unsigned)(fp_rand(fp) % 150);
+	if (fp->tls && f->mode != GS_FP_DELAY && f->mode != GS_FP_TRICKLE) {
+		/* Bytes only: a cut or black hole at an offset. */
+		f->mode = f->mode == GS_FP_BLACKHOLE ? GS_FP_BLACKHOLE
+						     : GS_FP_CUT;
+		f->k = fp_rand(fp) % 4000;
+	}
+}
+
 static void on_accept(uv_stream_t *l, int status)
 {
 	struct gs_fp *fp = l->data;
@@ -654,6 +678,8 @@ static void on_accept(uv_stream_t *l, int status)
 	pthread_mutex_lock(&fp->mu);
 	c->f = fp->fault;
 	fp->stats.connections++;
+	if (fp->random_pct > 0 && fp_rand(fp) % 100 < fp->random_pct)
+		random_fault(fp, &c->f);
 	pthread_mutex_unlock(&fp->mu);
 	if (uv_accept(l, (uv_stream_t *)&c->cli) != 0) {
 		conn_close(c);
@@ -756,6 +782,13 @@ void gs_fp_set(struct gs_fp *fp, const struct gs_fp_fault *fault)
 		fp->fault = *fault;
 	else
 		memset(&fp->fault, 0, sizeof(fp->fault));
+	pthread_mutex_unlock(&fp->mu);
+}
+
+void gs_fp_set_random(struct gs_fp *fp, unsigned percent)
+{
+	pthread_mutex_lock(&fp->mu);
+	fp->random_pct = percent > 100 ? 100 : percent;
 	pthread_mutex_unlock(&fp->mu);
 }
 

@@ -81,6 +81,13 @@ void gs_fp_log(struct gs_fp *fp, const char *path);
 /* Set the fault for connections accepted from now on (NULL: none). */
 void gs_fp_set(struct gs_fp *fp, const struct gs_fp_fault *fault);
 
+/* From now on, each accepted connection gets, with probability
+ * percent/100, a fault drawn from the seed: cut (frame k 0-3, delta -1 to
+ * 1), delay, trickle, black hole, duplicate or reorder, in a random
+ * direction (replays and bit flips are left to targeted tests: over plain
+ * TCP they are not faults a real network makes). 0 turns it off. */
+void gs_fp_set_random(struct gs_fp *fp, unsigned percent);
+
 /* Close every open connection (both sides) now. */
 void gs_fp_drop_all(struct gs_fp *fp);
 
