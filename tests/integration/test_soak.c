@@ -363,11 +363,17 @@ static void soak_mixed_faults(void **state)
 		"# server RSS: %.1f MiB after warm-up, %.1f MiB peak, %.1f MiB"
 		" at the end\n",
 		warm / 1024.0, peak / 1024.0, last / 1024.0);
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan holds freed memory in quarantine: the figures say nothing
+	 * about growth. Reported only. */
+	fprintf(stderr, "# memory bounds not checked in a sanitizer build\n");
+#else
 	/* Bounded: never near the 256 MB target, and no steady growth. */
 	assert_true(peak > 0 && peak < 256 * 1024);
 	if (warm > 0 && last - warm > (soak ? 16 : 24) * 1024)
 		fail_msg("server RSS grew %.1f MiB after warm-up",
 			 (last - warm) / 1024.0);
+#endif
 	gs_fp_stop(fp);
 	assert_int_equal(gs_itest_server_stop(&f.srv), 0);
 	gs_ctx_free(f.ctx);
