@@ -201,6 +201,30 @@ static bool read_only_file(const char *path)
 	return access(path, W_OK) != 0;
 }
 
+/* The database and its -wal and -shm files hold personal data (and on a
+ * handheld its private key): 0600. SQLite gives the -wal and -shm files
+ * the database file's mode when it creates them, so creating the database
+ * file 0600 ourselves (exclusively, never through a symlink) settles all
+ * three; files left looser by an older version are tightened. */
+static int db_private(struct gs_ctx *ctx, const char *path, unsigned flags)
+{
+	static const char *const sfx[] = { "-wal", "-shm" };
+	char side[4200];
+	int rc;
+
+	if ((flags & GS_DB_READONLY) || path[0] == '\0' || path[0] == ':' ||
+	    strncmp(path, "file:", 5) == 0)
+		return GS_OK;
+	rc = gs__fs_private_file(ctx, path, (flags & GS_DB_CREATE) != 0);
+	for (size_t i = 0; rc == GS_OK && i < 2; i++) {
+		if (snprintf(side, sizeof(side), "%s%s", path, sfx[i]) >=
+		    (int)sizeof(side))
+			return gs__err(ctx, GS_EINVAL, "path too long");
+		rc = gs__fs_private_file(ctx, side, false);
+	}
+	return rc;
+}
+
 int gs__db_open(sqlite3 **out,
 		struct gs_ctx *ctx,
 		const char *path,
@@ -217,6 +241,9 @@ int gs__db_open(sqlite3 **out,
 	else
 		oflags |= SQLITE_OPEN_READWRITE |
 			  ((flags & GS_DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	rc = db_private(ctx, path, flags);
+	if (rc != GS_OK)
+		return gs__err_wrap(ctx, rc, "open %s", path);
 	rc = sqlite3_open_v2(path, &db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = gs__err_from_sqlite(ctx, rc, db);

@@ -246,6 +246,10 @@ int gs__journal_open(struct gs_journal **out,
 	}
 	fsync_enabled = true;
 	rc = repo_attach(j);
+	/* Every upload's bytes are in here: owner only (the directory
+	 * guards the files libgit2 makes with its own modes). */
+	if (rc == GS_OK)
+		rc = gs__fs_private_dir(ctx, dir);
 	if (rc != GS_OK)
 		goto out;
 	GS_DEBUG(ctx, "journal open");

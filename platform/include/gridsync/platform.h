@@ -148,6 +148,17 @@ int gs__fs_read_all(struct gs_ctx *ctx,
 		    const char *path,
 		    size_t max);
 
+/* A file that holds keys or personal data: created empty with mode 0600
+ * (O_CREAT|O_EXCL|O_NOFOLLOW) when it is missing and create is set, made
+ * 0600 when it exists with group or other bits (a warning if we cannot).
+ * A missing file without create is GS_OK (nothing to protect); a symlink
+ * at path is GS_EDENIED. */
+int gs__fs_private_file(struct gs_ctx *ctx, const char *path, bool create);
+
+/* The same for a directory: created 0700, or tightened to 0700. A symlink
+ * or a non-directory at path is GS_EINVAL. */
+int gs__fs_private_dir(struct gs_ctx *ctx, const char *path);
+
 /* fsync the directory that holds path. */
 int gs__fs_fsync_dir(struct gs_ctx *ctx, const char *path);
 
