@@ -474,9 +474,9 @@ int gs__pki_init(struct gs_ctx *ctx, const char *dir, const char *const *names)
 	rc = server_san(ctx, &san, names); /* validate before any write */
 	if (rc != GS_OK)
 		goto out;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rc = gs__err(ctx, GS_EIO, "pki: mkdir %s: %s", dir,
-			     strerror(errno));
+	rc = gs__fs_private_dir(ctx, dir);
+	if (rc != GS_OK) {
+		rc = gs__err_wrap(ctx, rc, "pki");
 		goto out;
 	}
 	rc = join(ctx, p_ca, dir, "ca.pem");
@@ -555,6 +555,22 @@ int gs__pki_enroll(struct gs_ctx *ctx,
 		   const char *server,
 		   const char *out_path)
 {
+	char serial[GS_TLS_SERIAL_HEX];
+
+	return gs__pki_enroll_serial(ctx, dir, device_id, worker_id, scope,
+				     server, out_path, serial, sizeof(serial));
+}
+
+int gs__pki_enroll_serial(struct gs_ctx *ctx,
+			  const char *dir,
+			  const char *device_id,
+			  const char *worker_id,
+			  const char *scope,
+			  const char *server,
+			  const char *out_path,
+			  char *serial,
+			  size_t serial_cap)
+{
 	X509 *ca = NULL;
 	X509 *dev = NULL;
 	EVP_PKEY *ca_key = NULL;
@@ -604,6 +620,8 @@ int gs__pki_enroll(struct gs_ctx *ctx,
 	if (rc == GS_OK)
 		rc = make_cert(ctx, &dev, CERT_DEVICE, device_id, dev_key, ca,
 			       ca_key, NULL);
+	if (rc == GS_OK && !gs__tls_serial_hex(dev, serial, serial_cap))
+		rc = gs__err(ctx, GS_EINVAL, "pki: serial buffer too small");
 	if (rc != GS_OK)
 		goto out;
 	ca_pem = pem_bio(ca, NULL);

@@ -20,6 +20,10 @@
  *                 passed it (it had stored it)
  *   srv_device_stamp  per device, the stamp its last merged entry got
  *                 (a clamped entry stays after the device's earlier ones)
+ *   srv_cert      every device certificate issued since this table exists
+ *                 (serial in hex, revoked when the device was revoked or
+ *                 enrolled again): the handshake accepts only a serial
+ *                 that is listed and not revoked (docs/SECURITY.md)
  *
  * The merge rules live in merge.c behind struct gs_store_ops; this file
  * implements those ops with cached prepared statements (one set per
@@ -110,6 +114,10 @@ static const char schema_sql[] =
 	" srv_conflict(entry_device, entry_seq);"
 	"CREATE TABLE IF NOT EXISTS srv_device_stamp ("
 	" device_id TEXT PRIMARY KEY, hlc INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS srv_cert ("
+	" serial TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
+	" issued_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS srv_cert_device ON srv_cert(device_id);"
 	/* Server-only indexes for cascades (not part of the replicated
 	 * schema; changesets do not see indexes). */
 	"CREATE INDEX IF NOT EXISTS srv_ix_resident_tag ON"
@@ -1517,6 +1525,22 @@ int gs__store_seed(struct gs_store *st, const struct gs_synth_opts *opts)
 	return rc;
 }
 
+/*
+ * Reset every statement still stepping (row lookups are left on their row
+ * while a merge borrows the values). Between two requests this connection
+ * must hold no read snapshot: another connection (the journal worker)
+ * writes to the same database, and a write transaction begun on a stale
+ * snapshot fails at once with SQLITE_BUSY instead of waiting.
+ */
+static void release_snapshot(struct gs_store *st)
+{
+	sqlite3_stmt *s = NULL;
+
+	while ((s = sqlite3_next_stmt(st->db, s)) != NULL)
+		if (sqlite3_stmt_busy(s))
+			sqlite3_reset(s);
+}
+
 /* ---- devices -------------------------------------------------------- */
 
 static int
@@ -1549,6 +1573,7 @@ int gs__store_device_get(struct gs_store *st,
 	int rc;
 
 	GS_CHECK_ARG(st != NULL && device_id != NULL && out != NULL);
+	release_snapshot(st); /* see enrolments made since */
 	rc = gs__db_prepare(st->ctx, st->db, &s,
 			    "SELECT id, worker_id, role, scope, revoked,"
 			    " last_seen_ms, ifnull((SELECT max(device_seq)"
@@ -1570,25 +1595,53 @@ int gs__store_device_get(struct gs_store *st,
 	return rc;
 }
 
-int gs__store_enroll(struct gs_store *st,
-		     const char *device_id,
-		     const char *worker_id,
-		     const char *scope,
-		     struct gs_store_device *out)
+bool gs__store_id_valid(const char *id)
+{
+	size_t len = id != NULL ? strlen(id) : 0;
+
+	if (len == 0 || len > GS_WIRE_ID_MAX)
+		return false;
+	if (!((id[0] >= 'a' && id[0] <= 'z') ||
+	      (id[0] >= 'A' && id[0] <= 'Z') || (id[0] >= '0' && id[0] <= '9')))
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		char ch = id[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		      ch == ':' || ch == '@' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The checks of an enrolment, without writing anything: the ids, the
+ * scope, the worker (its role goes to *role) and a revocation that only
+ * GS_ENROLL_REINSTATE may lift. */
+static int enroll_check(struct gs_store *st,
+			const char *device_id,
+			const char *worker_id,
+			const char *scope,
+			unsigned flags,
+			char role[16])
 {
 	sqlite3_stmt *s = NULL;
-	char role[16] = "";
 	int rc;
 
-	GS_CHECK_ARG(st != NULL && device_id != NULL && worker_id != NULL &&
-		     scope != NULL);
-	if (device_id[0] == '\0' || strlen(device_id) > GS_WIRE_ID_MAX ||
-	    strlen(worker_id) > GS_WIRE_ID_MAX ||
-	    strlen(scope) >= sizeof(((struct gs_store_device *)0)->scope))
+	if (!gs__store_id_valid(device_id) || !gs__store_id_valid(worker_id))
 		return gs__err(st->ctx, GS_EINVAL,
-			       "enroll: device id 1..%u bytes, worker id up to"
-			       " %u, scope up to 1023",
-			       GS_WIRE_ID_MAX, GS_WIRE_ID_MAX);
+			       "device and worker ids are 1 to %u "
+			       "characters of A-Z a-z 0-9 . _ : @ - and begin "
+			       "with a letter or a digit",
+			       GS_WIRE_ID_MAX);
+	if (strlen(scope) >= sizeof(((struct gs_store_device *)0)->scope))
+		return gs__err(st->ctx, GS_EINVAL,
+			       "the scope is at most 1023 bytes");
+	for (const char *p = scope; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return gs__err(st->ctx, GS_EINVAL,
+				       "the scope is codes separated "
+				       "by commas, without spaces");
 	rc = gs__db_prepare(st->ctx, st->db, &s,
 			    "SELECT role FROM worker WHERE id = ?1 AND"
 			    " deleted = 0");
@@ -1596,16 +1649,95 @@ int gs__store_enroll(struct gs_store *st,
 		return rc;
 	sqlite3_bind_text(s, 1, worker_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
+	role[0] = '\0';
 	if (rc == SQLITE_ROW)
-		snprintf(role, sizeof(role), "%s",
+		snprintf(role, 16, "%s",
 			 (const char *)sqlite3_column_text(s, 0));
 	sqlite3_finalize(s);
 	s = NULL;
 	if (rc != SQLITE_ROW || gs__role_parse(role) == 0)
 		return gs__err(st->ctx, GS_ENOTFOUND,
-			       "enroll: no active worker %.64s with a known "
+			       "no active worker %.64s with a known "
 			       "role (seed or sync the reference data first)",
 			       worker_id);
+	if (flags & GS_ENROLL_REINSTATE)
+		return GS_OK;
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "SELECT revoked FROM srv_device WHERE id = ?1");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0)
+		rc = gs__err(st->ctx, GS_EDENIED,
+			     "device %s is revoked; enrolling it again "
+			     "lifts the revocation only with --reinstate",
+			     device_id);
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = GS_OK;
+	else
+		rc = gs__err_from_sqlite(st->ctx, rc, st->db);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int gs__store_enroll_check(struct gs_store *st,
+			   const char *device_id,
+			   const char *worker_id,
+			   const char *scope,
+			   unsigned flags)
+{
+	char role[16];
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL && worker_id != NULL &&
+		     scope != NULL);
+	return enroll_check(st, device_id, worker_id, scope, flags, role);
+}
+
+/* Run one statement: text ?1 and ?2 (if b), integer ?3 (if used). */
+static int exec2(struct gs_store *st,
+		 const char *sql,
+		 const char *a,
+		 const char *b,
+		 int64_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = gs__db_prepare(st->ctx, st->db, &s, sql);
+
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	if (b != NULL)
+		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(s) >= 3)
+		sqlite3_bind_int64(s, 3, n);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int gs__store_enroll_ex(struct gs_store *st,
+			const char *device_id,
+			const char *worker_id,
+			const char *scope,
+			const char *serial,
+			unsigned flags,
+			struct gs_store_device *out)
+{
+	sqlite3_stmt *s = NULL;
+	char role[16] = "";
+	int64_t now;
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL && worker_id != NULL &&
+		     scope != NULL);
+	rc = enroll_check(st, device_id, worker_id, scope, flags, role);
+	if (rc != GS_OK)
+		return rc;
+	now = gs__clock_wall_ms(st->ctx);
+	rc = gs__db_exec(st->ctx, st->db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
 	rc = gs__db_prepare(st->ctx, st->db, &s,
 			    "INSERT INTO srv_device (id, worker_id, role,"
 			    " scope, revoked, enrolled_at) VALUES (?1, ?2, ?3,"
@@ -1613,17 +1745,108 @@ int gs__store_enroll(struct gs_store *st,
 			    " worker_id = excluded.worker_id, role ="
 			    " excluded.role, scope = excluded.scope,"
 			    " revoked = 0");
+	if (rc == GS_OK) {
+		sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, worker_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, role, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, scope, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 5, now);
+		rc = run(st, s);
+		sqlite3_finalize(s);
+	}
+	/* A new certificate retires every earlier one of the device. */
+	if (rc == GS_OK && serial != NULL)
+		rc = exec2(st,
+			   "UPDATE srv_cert SET revoked = 1 WHERE device_id ="
+			   " ?1 AND serial <> ?2",
+			   device_id, serial, 0);
+	if (rc == GS_OK && serial != NULL)
+		rc = exec2(st,
+			   "INSERT INTO srv_cert (device_id, serial, issued_at)"
+			   " VALUES (?1, ?2, ?3)",
+			   device_id, serial, now);
+	if (rc == GS_OK)
+		rc = gs__db_exec(st->ctx, st->db, "COMMIT");
+	if (rc != GS_OK) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	if (out != NULL)
+		rc = gs__store_device_get(st, device_id, out);
+	return rc;
+}
+
+int gs__store_enroll(struct gs_store *st,
+		     const char *device_id,
+		     const char *worker_id,
+		     const char *scope,
+		     struct gs_store_device *out)
+{
+	return gs__store_enroll_ex(st, device_id, worker_id, scope, NULL, 0,
+				   out);
+}
+
+int gs__store_revoke(struct gs_store *st, const char *device_id)
+{
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL);
+	rc = gs__db_exec(st->ctx, st->db, "BEGIN IMMEDIATE");
+	if (rc != GS_OK)
+		return rc;
+	rc = exec2(st, "UPDATE srv_device SET revoked = 1 WHERE id = ?1",
+		   device_id, NULL, 0);
+	if (rc == GS_OK && sqlite3_changes(st->db) == 0)
+		rc = gs__err(st->ctx, GS_ENOTFOUND,
+			     "device %.64s is not enrolled", device_id);
+	if (rc == GS_OK)
+		rc = exec2(st,
+			   "UPDATE srv_cert SET revoked = 1 WHERE"
+			   " device_id = ?1",
+			   device_id, NULL, 0);
+	if (rc == GS_OK)
+		rc = gs__db_exec(st->ctx, st->db, "COMMIT");
+	if (rc != GS_OK)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int gs__store_device_allowed(struct gs_store *st,
+			     const char *device_id,
+			     const char *serial,
+			     bool *ok)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL && ok != NULL);
+	*ok = false;
+	release_snapshot(st);
+	/* Devices enrolled before certificates were recorded have no
+	 * srv_cert row: their certificate is judged by the CA alone until
+	 * they are enrolled again. */
+	rc = gs__db_prepare(
+		st->ctx, st->db, &s,
+		"SELECT d.revoked = 0 AND (?2 IS NULL OR NOT EXISTS"
+		" (SELECT 1 FROM srv_cert c WHERE c.device_id ="
+		" d.id) OR EXISTS (SELECT 1 FROM srv_cert c WHERE"
+		" c.device_id = d.id AND c.serial = ?2 AND"
+		" c.revoked = 0)) FROM srv_device d WHERE d.id = ?1");
 	if (rc != GS_OK)
 		return rc;
 	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, worker_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, role, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, gs__clock_wall_ms(st->ctx));
-	rc = run(st, s);
+	if (serial != NULL)
+		sqlite3_bind_text(s, 2, serial, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ok = sqlite3_column_int(s, 0) != 0;
+		rc = GS_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = GS_OK;
+	} else {
+		rc = gs__err_from_sqlite(st->ctx, rc, st->db);
+	}
 	sqlite3_finalize(s);
-	if (rc == GS_OK && out != NULL)
-		rc = gs__store_device_get(st, device_id, out);
 	return rc;
 }
 
@@ -1722,22 +1945,6 @@ void gs__store_push_out_fini(struct gs_store_push_out *out)
 	out->conflicts = NULL;
 	out->n_results = 0;
 	out->n_conflicts = 0;
-}
-
-/*
- * Reset every statement still stepping (row lookups are left on their row
- * while a merge borrows the values). Between two requests this connection
- * must hold no read snapshot: another connection (the journal worker)
- * writes to the same database, and a write transaction begun on a stale
- * snapshot fails at once with SQLITE_BUSY instead of waiting.
- */
-static void release_snapshot(struct gs_store *st)
-{
-	sqlite3_stmt *s = NULL;
-
-	while ((s = sqlite3_next_stmt(st->db, s)) != NULL)
-		if (sqlite3_stmt_busy(s))
-			sqlite3_reset(s);
 }
 
 int gs__store_push(struct gs_store *st,

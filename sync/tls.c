@@ -57,6 +57,7 @@ struct gs_tls_sess {
 	bool done;
 	bool confirmed;
 	char peer_id[GS_WIRE_ID_MAX + 1];
+	char peer_serial[GS_TLS_SERIAL_HEX];
 };
 
 /* Ids travel in certificates, logs and the wire: keep them to a small
@@ -75,6 +76,22 @@ bool gs__tls_id_valid(const char *s, size_t len)
 		return false;
 	}
 	return true;
+}
+
+bool gs__tls_serial_hex(X509 *x, char *out, size_t cap)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	bool ok = hex != NULL && strlen(hex) < cap;
+
+	if (ok)
+		memcpy(out, hex, strlen(hex) + 1);
+	else if (cap > 0)
+		out[0] = '\0';
+	OPENSSL_free(hex);
+	BN_free(bn);
+	ERR_clear_error();
+	return ok;
 }
 
 /* ---- loading PEM material ------------------------------------------------ */
@@ -310,6 +327,12 @@ int gs__tls_client_new(struct gs_tls **out,
 	return tls_new(out, ctx, false, ca_pem, cert_pem, key_pem);
 }
 
+void gs__tls_set_verify_time(struct gs_tls *tls, int64_t unix_s)
+{
+	X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(tls->ssl_ctx),
+				   (time_t)unix_s);
+}
+
 /* Free only after every connection using tls has closed: sessions keep
  * the SSL_CTX alive by reference, but not our struct. */
 void gs__tls_free(struct gs_tls *tls)
@@ -490,6 +513,9 @@ static int take_peer_id(struct gs_tls_sess *s)
 	}
 	memcpy(s->peer_id, utf8, (size_t)n);
 	s->peer_id[n] = '\0';
+	if (!gs__tls_serial_hex(peer, s->peer_serial, sizeof(s->peer_serial)))
+		rc = gs__err(ctx, GS_EDENIED,
+			     "tls: peer certificate serial is unreadable");
 out:
 	OPENSSL_free(utf8);
 	ERR_clear_error();
@@ -609,4 +635,9 @@ size_t gs__tls_sess_overhead(size_t len)
 const char *gs__tls_sess_peer_id(const struct gs_tls_sess *s)
 {
 	return s != NULL && s->done ? s->peer_id : NULL;
+}
+
+const char *gs__tls_sess_peer_serial(const struct gs_tls_sess *s)
+{
+	return s != NULL && s->done ? s->peer_serial : NULL;
 }

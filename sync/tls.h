@@ -7,7 +7,11 @@
 #ifndef GS_SYNC_TLS_H
 #define GS_SYNC_TLS_H
 
+#include <openssl/x509.h>
+
 #include <gridsync/transport.h>
+
+#define GS_TLS_SERIAL_HEX GS_CERT_SERIAL_HEX
 
 struct gs_tls_sess;
 
@@ -69,6 +73,13 @@ size_t gs__tls_sess_overhead(size_t len);
 
 /* The peer's CN once the handshake is done, else NULL. */
 const char *gs__tls_sess_peer_id(const struct gs_tls_sess *s);
+
+/* The peer certificate's serial in upper-case hex once the handshake is
+ * done, else NULL. */
+const char *gs__tls_sess_peer_serial(const struct gs_tls_sess *s);
+
+/* x's serial as upper-case hex into out; false if it does not fit. */
+bool gs__tls_serial_hex(X509 *x, char *out, size_t cap);
 
 /* The identifier rule shared by certificate CNs and enrolment: 1 to
  * GS_WIRE_ID_MAX bytes of [A-Za-z0-9._:@-]. */

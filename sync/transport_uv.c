@@ -1320,6 +1320,12 @@ const char *gs__conn_peer_id(const struct gs_conn *c)
 					   : NULL;
 }
 
+const char *gs__conn_peer_serial(const struct gs_conn *c)
+{
+	return c != NULL && c->tls != NULL ? gs__tls_sess_peer_serial(c->tls)
+					   : NULL;
+}
+
 const char *gs__conn_peer_addr(const struct gs_conn *c)
 {
 	return c != NULL ? c->addr : "";

@@ -5,7 +5,8 @@
  *   gridsyncd seed --db FILE --profile demo|district [--seed N]
  *   gridsyncd workers --db FILE [--role GW|CS|SC|DC|DH]
  *   gridsyncd enroll --db FILE --device ID --worker ID --scope CODES
- *             --out BUNDLE [--server HOST:PORT] [--pki DIR]
+ *             --out BUNDLE [--server HOST:PORT] [--pki DIR] [--reinstate]
+ *   gridsyncd revoke --db FILE --device ID
  *   gridsyncd serve --db FILE --listen ADDR:PORT [--journal DIR]
  *             [--insecure] [--pki DIR] [--ready-file FILE]
  *   gridsyncd devices|conflicts|stats --db FILE
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gridsync/schema.h>
 
@@ -31,14 +33,20 @@ static const char usage_text[] =
 	"  seed --profile demo|district [--seed N]\n"
 	"  workers [--role GW|CS|SC|DC|DH]\n"
 	"  enroll --device ID --worker ID --scope CODE[,CODE...] --out BUNDLE"
-	" [--server HOST:PORT]\n"
+	" [--server HOST:PORT] [--reinstate]\n"
+	"  revoke --device ID\n"
 	"  serve --listen ADDR:PORT [--journal DIR] [--insecure]"
 	" [--ready-file FILE]\n"
 	"        [--handshake-ms N] (TLS and Hello, default 10000)"
 	" [--stall-ms N] (unread replies, default 30000)\n"
 	"  devices | conflicts | stats\n"
 	"  journal verify --journal DIR\n"
-	"The PKI directory defaults to FILE.pki next to the database.\n";
+	"The PKI directory defaults to FILE.pki next to the database.\n"
+	"Ids are 1-64 characters of A-Z a-z 0-9 . _ : @ - beginning with a\n"
+	"letter or digit. Enrolling a device again revokes its earlier\n"
+	"certificates; a revoked device is enrolled again only with\n"
+	"--reinstate. revoke cuts the device's open sessions within a "
+	"second.\n";
 
 struct opts {
 	const char *name[32];
@@ -78,8 +86,10 @@ static int parse(int argc, char **argv, int i, struct opts *o)
 	for (; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			o->json = true;
-		} else if (strcmp(argv[i], "--insecure") == 0) {
-			o->name[o->n] = "insecure";
+		} else if ((strcmp(argv[i], "--insecure") == 0 ||
+			    strcmp(argv[i], "--reinstate") == 0) &&
+			   o->n < 32) {
+			o->name[o->n] = argv[i] + 2;
 			o->value[o->n++] = "1";
 		} else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc &&
 			   o->n < 32) {
@@ -263,32 +273,74 @@ static int cmd_workers(struct gs_ctx *ctx, const struct opts *o)
 	return rc == GS_OK ? 0 : fail(ctx, rc, "workers");
 }
 
+/*
+ * All or nothing: every input is checked before anything is written; the
+ * bundle is written next (it must not exist yet), then the device and its
+ * certificate's serial in one store transaction. If that fails the new
+ * bundle is removed, so a failed enrolment leaves neither a row nor a key.
+ */
 static int cmd_enroll(struct gs_ctx *ctx, const struct opts *o)
 {
 	struct gs_store_device dev;
 	struct gs_store *st = NULL;
+	unsigned flags = opt(o, "reinstate") != NULL ? GS_ENROLL_REINSTATE : 0;
+	char serial[GS_CERT_SERIAL_HEX];
 	char pki[4096];
+	bool wrote = false;
 	int rc;
 
 	if (opt(o, "device") == NULL || opt(o, "worker") == NULL ||
 	    opt(o, "scope") == NULL || opt(o, "out") == NULL)
 		return usage("enroll needs --device, --worker, --scope and "
 			     "--out");
+	if (!gs__store_id_valid(opt(o, "device")) ||
+	    !gs__store_id_valid(opt(o, "worker")))
+		return usage("--device and --worker take 1-64 characters of "
+			     "A-Z a-z 0-9 . _ : @ - beginning with a letter "
+			     "or digit");
 	rc = gs__store_open(&st, ctx, opt(o, "db"), 0);
 	if (rc == GS_OK)
-		rc = gs__store_enroll(st, opt(o, "device"), opt(o, "worker"),
-				      opt(o, "scope"), &dev);
+		rc = gs__store_enroll_check(st, opt(o, "device"),
+					    opt(o, "worker"), opt(o, "scope"),
+					    flags);
+	if (rc == GS_OK) {
+		rc = gs__pki_enroll_serial(
+			ctx, pki_dir(o, pki, sizeof(pki)), opt(o, "device"),
+			opt(o, "worker"), opt(o, "scope"), opt(o, "server"),
+			opt(o, "out"), serial, sizeof(serial));
+		wrote = rc == GS_OK;
+	}
 	if (rc == GS_OK)
-		rc = gs__pki_enroll(ctx, pki_dir(o, pki, sizeof(pki)),
-				    opt(o, "device"), opt(o, "worker"),
-				    opt(o, "scope"), opt(o, "server"),
-				    opt(o, "out"));
+		rc = gs__store_enroll_ex(st, opt(o, "device"), opt(o, "worker"),
+					 opt(o, "scope"), serial, flags, &dev);
+	if (rc != GS_OK && wrote && unlink(opt(o, "out")) != 0)
+		fprintf(stderr, "gridsyncd: remove the unused bundle %s\n",
+			opt(o, "out"));
 	gs__store_close(st);
 	if (rc != GS_OK)
 		return fail(ctx, rc, "enroll");
 	printf("enrolled %s (worker %s, role %s, scope %s): bundle %s\n",
 	       dev.id, dev.worker_id, gs__role_name(dev.role), dev.scope,
 	       opt(o, "out"));
+	return 0;
+}
+
+static int cmd_revoke(struct gs_ctx *ctx, const struct opts *o)
+{
+	struct gs_store *st = NULL;
+	int rc;
+
+	if (opt(o, "device") == NULL)
+		return usage("revoke needs --device ID");
+	rc = gs__store_open(&st, ctx, opt(o, "db"), 0);
+	if (rc == GS_OK)
+		rc = gs__store_revoke(st, opt(o, "device"));
+	gs__store_close(st);
+	if (rc != GS_OK)
+		return fail(ctx, rc, "revoke");
+	printf("revoked %s: its certificates are refused and a running "
+	       "gridsyncd closes its sessions within a second\n",
+	       opt(o, "device"));
 	return 0;
 }
 
@@ -427,6 +479,8 @@ int main(int argc, char **argv)
 		rc = cmd_workers(ctx, &o);
 	else if (strcmp(cmd, "enroll") == 0)
 		rc = cmd_enroll(ctx, &o);
+	else if (strcmp(cmd, "revoke") == 0)
+		rc = cmd_revoke(ctx, &o);
 	else if (strcmp(cmd, "serve") == 0)
 		rc = cmd_serve(ctx, &o);
 	else if (strcmp(cmd, "devices") == 0)

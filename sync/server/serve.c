@@ -17,6 +17,13 @@
  * journal intents the store wrote with each merge, so a crash between the
  * store's commit and the git commit loses nothing.
  *
+ * Revocation: the Hello is refused for a revoked device, and for a
+ * certificate whose serial is not one of the device's current ones (an
+ * enrolment retires the earlier certificates). Open sessions are checked
+ * again every REVOKE_CHECK_MS whenever another process has written the
+ * store (PRAGMA data_version), so `gridsyncd revoke` cuts them within a
+ * second; Pings do not keep a revoked session alive.
+ *
  * Threads: everything runs on the loop thread except the journal append,
  * which runs on libuv's work queue (git packing would otherwise stall
  * every merge) with a context and a store connection of its own; at most
@@ -47,6 +54,7 @@
 #define TRIM_EVERY_MS    2000u       /* malloc_trim at most this often */
 #define MMAP_THRESHOLD   (256u << 10)
 #define LOG_ID_MAX       64
+#define REVOKE_CHECK_MS  250u /* re-check open sessions */
 
 struct server {
 	struct gs_ctx *ctx;
@@ -59,6 +67,9 @@ struct server {
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 	uv_timer_t journal_timer;
+	uv_timer_t revoke_timer;
+	sqlite3_stmt *data_version; /* PRAGMA data_version on the store */
+	int64_t seen_version;
 	/* The journal worker's own context and store connection: used only
 	 * by the one job in flight (or by the loop when none is). */
 	struct gs_ctx *jctx;
@@ -190,6 +201,7 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 	char copy[1024];
 	struct gs_msg m;
 	uint32_t version;
+	bool allowed = false;
 	int rc;
 
 	if (gs__sess_pick_version(h, &version) != GS_OK) {
@@ -215,11 +227,22 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 		return;
 	}
 	rc = gs__store_device_get(srv->store, h->device_id, &sc->dev);
-	if (rc != GS_OK || sc->dev.revoked) {
+	if (rc == GS_OK && !sc->dev.revoked)
+		rc = gs__store_device_allowed(srv->store, h->device_id,
+					      gs__conn_peer_serial(sc->conn),
+					      &allowed);
+	if (rc != GS_OK || sc->dev.revoked || !allowed) {
+		if (rc != GS_OK && rc != GS_ENOTFOUND)
+			GS_ERRORLOG(srv->ctx, "device check for %s: %s",
+				    h->device_id, gs_ctx_errmsg(srv->ctx));
 		sc->dev.id[0] = '\0';
 		refuse_hello(sc, h, GS_WIRE_ERR_UNAUTHORIZED,
-			     rc == GS_OK ? "this device is revoked"
-					 : "this device is not enrolled");
+			     rc != GS_OK ? "this device is not enrolled"
+			     : sc->dev.revoked
+				     ? "this device is revoked"
+				     : "this certificate was replaced "
+				       "or revoked: install the "
+				       "device's latest bundle");
 		return;
 	}
 	gs__store_device_seen(srv->store, sc->dev.id);
@@ -679,6 +702,57 @@ static void on_journal_tick(uv_timer_t *t)
 	trim_memory(t->data);
 }
 
+/* Has another connection (gridsyncd revoke, enroll) committed to the
+ * store since the last look? Errors count as yes: check anyway. */
+static bool store_changed(struct server *srv)
+{
+	int64_t v = -1;
+
+	if (srv->data_version == NULL &&
+	    gs__db_prepare(srv->ctx, gs__store_db(srv->store),
+			   &srv->data_version, "PRAGMA data_version") != GS_OK)
+		return true;
+	if (sqlite3_step(srv->data_version) == SQLITE_ROW)
+		v = sqlite3_column_int64(srv->data_version, 0);
+	sqlite3_reset(srv->data_version); /* hold no read snapshot */
+	if (v >= 0 && v == srv->seen_version)
+		return false;
+	srv->seen_version = v;
+	return true;
+}
+
+/* Cut every open session whose device or certificate is no longer
+ * allowed. */
+static void on_revoke_tick(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	struct sconn *next;
+
+	if (!store_changed(srv))
+		return;
+	for (struct sconn *sc = srv->conns; sc != NULL; sc = next) {
+		bool ok = false;
+
+		next = sc->next;
+		if (!sc->hello_ok || sc->closed)
+			continue;
+		if (gs__store_device_allowed(srv->store, sc->dev.id,
+					     gs__conn_peer_serial(sc->conn),
+					     &ok) != GS_OK) {
+			srv->seen_version = -1; /* look again next tick */
+			continue;
+		}
+		if (!ok) {
+			GS_INFO(srv->ctx,
+				"device %s revoked: closing its "
+				"session",
+				sc->dev.id);
+			refuse(sc, GS_WIRE_ERR_UNAUTHORIZED, 0,
+			       "this device was revoked");
+		}
+	}
+}
+
 static void on_listener_closed(void *payload)
 {
 	(void)payload;
@@ -697,6 +771,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	srv->listener = NULL;
 	uv_timer_stop(&srv->journal_timer);
 	uv_close((uv_handle_t *)&srv->journal_timer, NULL);
+	uv_timer_stop(&srv->revoke_timer);
+	uv_close((uv_handle_t *)&srv->revoke_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sigint, NULL);
 	uv_close((uv_handle_t *)&srv->sigterm, NULL);
 	/* The loop ends once every connection's close callback has run. */
@@ -779,6 +855,11 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 		uv_timer_start(&srv.journal_timer, on_journal_tick,
 			       o->journal_every_ms, o->journal_every_ms);
 		journal_kick(&srv);
+		uv_timer_init(&srv.loop, &srv.revoke_timer);
+		srv.revoke_timer.data = &srv;
+		srv.seen_version = -1;
+		uv_timer_start(&srv.revoke_timer, on_revoke_tick,
+			       REVOKE_CHECK_MS, REVOKE_CHECK_MS);
 		fprintf(stderr, "gridsyncd: serving %s on port %d (%s)\n",
 			o->db_path, gs__listener_port(srv.listener),
 			o->insecure ? "plain TCP, --insecure" : "TLS 1.3");
@@ -790,6 +871,7 @@ int serve_run(struct gs_ctx *ctx, const struct serve_opts *o)
 		uv_run(&srv.loop, UV_RUN_DEFAULT);
 	}
 	uv_loop_close(&srv.loop);
+	sqlite3_finalize(srv.data_version);
 	gs__tls_free(srv.tls);
 	gs__journal_close(srv.journal);
 	gs__db_close(srv.jdb);

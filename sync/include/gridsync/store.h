@@ -92,6 +92,47 @@ int gs__store_enroll(struct gs_store *st,
 		     const char *scope,
 		     struct gs_store_device *out);
 
+/* The enrolment id rule (device and worker ids): 1 to GS_WIRE_ID_MAX
+ * characters of [A-Za-z0-9._:@-], the first a letter or a digit. Nothing
+ * that needs escaping in a listing, a log line or a path. */
+bool gs__store_id_valid(const char *id);
+
+/* Enrolling a revoked device lifts the revocation only with this flag. */
+#define GS_ENROLL_REINSTATE 0x1u
+
+/* Every check gs__store_enroll_ex makes, writing nothing: ids and scope
+ * (GS_EINVAL), the worker (GS_ENOTFOUND), a revoked device without
+ * GS_ENROLL_REINSTATE (GS_EDENIED). */
+int gs__store_enroll_check(struct gs_store *st,
+			   const char *device_id,
+			   const char *worker_id,
+			   const char *scope,
+			   unsigned flags);
+
+/* Enrol in one transaction, after every check above. serial (hex, may be
+ * NULL) is the new certificate's: it is recorded and every earlier
+ * certificate of the device is revoked. gs__store_enroll is this with no
+ * serial and no flags. */
+int gs__store_enroll_ex(struct gs_store *st,
+			const char *device_id,
+			const char *worker_id,
+			const char *scope,
+			const char *serial,
+			unsigned flags,
+			struct gs_store_device *out);
+
+/* Revoke a device and every certificate issued to it (GS_ENOTFOUND if it
+ * is not enrolled). Open sessions are cut by gridsyncd within a second. */
+int gs__store_revoke(struct gs_store *st, const char *device_id);
+
+/* *ok: the device is enrolled, not revoked, and serial (the presented
+ * certificate's, hex; NULL without TLS) is one of its certificates that
+ * is not revoked (or the device predates certificate records). */
+int gs__store_device_allowed(struct gs_store *st,
+			     const char *device_id,
+			     const char *serial,
+			     bool *ok);
+
 /* GS_ENOTFOUND if the device is not enrolled. */
 int gs__store_device_get(struct gs_store *st,
 			 const char *device_id,

@@ -32,6 +32,9 @@
 #include <gridsync/platform.h>
 
 struct gs_tls;
+
+/* A certificate serial in hex (RFC 5280: at most 20 octets) and a NUL. */
+#define GS_CERT_SERIAL_HEX 48
 struct gs_conn;
 struct gs_listener;
 
@@ -62,6 +65,11 @@ int gs__tls_client_new(struct gs_tls **out,
 		       const char *cert_pem,
 		       const char *key_pem);
 void gs__tls_free(struct gs_tls *tls);
+
+/* Judge the peer certificate's validity period at unix_s instead of the
+ * system clock (a handheld whose clock is known to be wrong uses the last
+ * server time it saw). For connections started afterwards. */
+void gs__tls_set_verify_time(struct gs_tls *tls, int64_t unix_s);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -133,6 +141,10 @@ void gs__conn_counters(const struct gs_conn *c,
 /* The peer's authenticated identity: the CN of its certificate (TLS), or
  * NULL on a plain connection. Borrowed until close. */
 const char *gs__conn_peer_id(const struct gs_conn *c);
+
+/* The serial (upper-case hex) of the peer's certificate, like the peer id:
+ * NULL without TLS or before the handshake. */
+const char *gs__conn_peer_serial(const struct gs_conn *c);
 
 /* The peer address as text ("127.0.0.1:4321", "[::1]:4321"); the address
  * dialled until the TCP connection is up. Borrowed until close. */
@@ -228,6 +240,18 @@ int gs__pki_enroll(struct gs_ctx *ctx,
 		   const char *scope,
 		   const char *server,
 		   const char *out_path);
+
+/* The same, giving the new certificate's serial (upper-case hex, what
+ * gs__conn_peer_serial reports for it) in serial (48 bytes are enough). */
+int gs__pki_enroll_serial(struct gs_ctx *ctx,
+			  const char *dir,
+			  const char *device_id,
+			  const char *worker_id,
+			  const char *scope,
+			  const char *server,
+			  const char *out_path,
+			  char *serial,
+			  size_t serial_cap);
 
 struct gs_bundle {
 	char *device_id;
