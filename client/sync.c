@@ -357,6 +357,82 @@ static int clock_offset(struct run *r, const struct gs_msg_welcome *w)
 	return gs__meta_set(r->dev, "clock_offset_ms", num);
 }
 
+/* ---- the device clock (docs/SECURITY.md) ---------------------------- */
+
+/* Within this of the server's time a clock counts as right; more than
+ * CLOCK_AHEAD_MAX past the last server time seen (a year offline) it
+ * counts as wrong. */
+#define CLOCK_SLACK_MS  (5 * 60 * 1000LL)
+#define CLOCK_AHEAD_MAX (366 * 24 * 3600 * 1000LL)
+
+static int64_t meta_i64(struct gs_device *dev, const char *key)
+{
+	char *v = NULL;
+	int64_t n = 0;
+
+	if (gs__meta_get(dev, key, &v) == GS_OK && v != NULL &&
+	    gs__parse_i64(&n, v) != GS_OK)
+		n = 0;
+	gs__free(dev->ctx, v);
+	return n;
+}
+
+/* The last server time this device knew: the Welcome it last saw, or for
+ * a database from before that was recorded, its HLC floor. 0: none. */
+static int64_t last_server_ms(struct gs_device *dev)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t ms = meta_i64(dev, "server_time_ms");
+
+	if (ms > 0 ||
+	    gs__db_prepare(dev->ctx, dev->db, &st,
+			   "SELECT hlc_floor FROM gs_state WHERE id = 1") !=
+		    GS_OK)
+		return ms;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ms = GS_HLC_MS((uint64_t)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	return ms;
+}
+
+/*
+ * Before connecting: a wall clock before the last server time we knew, or
+ * more than a year past it, is wrong (reset to a factory date, or jumped
+ * ahead). Certificates would then be judged at a time they were never
+ * meant for; judge the server's at the last server time we knew instead,
+ * and tell the worker. The server judges ours by its own clock.
+ */
+static void clock_check(struct gs_device *dev, struct gs_tls *tls)
+{
+	int64_t known = last_server_ms(dev);
+	int64_t now = gs__clock_wall_ms(dev->ctx);
+
+	if (known <= 0 ||
+	    (now >= known - CLOCK_SLACK_MS && now <= known + CLOCK_AHEAD_MAX))
+		return;
+	if (tls != NULL)
+		gs__tls_set_verify_time(tls, known / 1000);
+	GS_WARN(dev->ctx,
+		"this device's clock is wrong (it is %s the last server time "
+		"this device saw by %lld days): set the date and time; "
+		"certificates are checked against the last server time",
+		now < known ? "behind" : "ahead of",
+		(long long)((now < known ? known - now : now - known) /
+			    86400000LL));
+}
+
+/* After the Welcome: the last server time this device knew, for
+ * clock_check the next time. */
+static int clock_note_server(struct gs_device *dev, int64_t server_ms)
+{
+	char num[32];
+
+	if (server_ms <= 0 || server_ms > GS_HLC_MAX_MS)
+		return GS_OK;
+	snprintf(num, sizeof(num), "%lld", (long long)server_ms);
+	return gs__meta_set(dev, "server_time_ms", num);
+}
+
 static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 {
 	sqlite3_stmt *st = NULL;
@@ -368,6 +444,9 @@ static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 			       "the server speaks schema version %u, this "
 			       "device %u: upgrade gridsync",
 			       (unsigned)w->schema_version, GS_SCHEMA_VERSION);
+	rc = clock_note_server(r->dev, (int64_t)w->server_time_ms);
+	if (rc != GS_OK)
+		return rc;
 	/* The server's time moves our clock forward (never back), so a
 	 * device whose wall clock is behind still orders its next edits
 	 * after what the server has seen. */
@@ -757,6 +836,8 @@ int gs_device_sync(struct gs_device *dev,
 			     "no server: give --server HOST:PORT");
 	if (rc == GS_OK)
 		rc = load_tls(dev, &tls);
+	if (rc == GS_OK)
+		clock_check(dev, tls);
 	if (rc == GS_OK && tls == NULL) {
 		rc = gs__meta_get(dev, "insecure", &insecure);
 		if (rc == GS_OK && (insecure == NULL || strcmp(insecure, "1")))

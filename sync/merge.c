@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gridsync/claimed.h>
 #include <gridsync/hlc.h>
 #include <gridsync/policy.h>
 #include <gridsync/store_ops.h>
@@ -75,6 +76,11 @@ struct pend {
 	size_t val[2];
 	size_t val_len[2];
 };
+
+/* Claimed times of the current entry that were bounded (claimed.c), kept
+ * until the entry is applied and then recorded; past CLAIMED_MAX only
+ * counted. */
+#define CLAIMED_MAX 32
 
 /* An issue born in the current entry: it must go through an allowed
  * creation transition before the entry ends. */
@@ -154,6 +160,8 @@ struct merge {
 	struct born *born;
 	size_t n_born;
 	size_t cap_born;
+	struct gs_claimed_rec claimed[CLAIMED_MAX];
+	size_t n_claimed;
 
 	const struct gs_table *tables; /* the manifest */
 	struct tinfo ti[64];
@@ -2096,6 +2104,59 @@ static bool needs_savepoint(const struct gs_cs *cs)
 	return strcmp(r->table->name, "issue_event") == 0;
 }
 
+/* ---- device-claimed times ------------------------------------------------ */
+
+static const void *claimed_copy(void *payload, const void *p, size_t len)
+{
+	return arena_copy(payload, p, len);
+}
+
+/* Note one bounded time for claimed_record (strings into the arena). */
+static int claimed_note(const struct gs_claimed_fix *f, void *payload)
+{
+	struct merge *m = payload;
+	const struct gs_cs_row *r = f->row;
+	const struct gs_table *t = r->table;
+	struct gs_claimed_rec *c;
+	char pk[GS_STORE_PK_TEXT_MAX];
+
+	if (m->n_claimed++ >= CLAIMED_MAX)
+		return GS_OK;
+	c = &m->claimed[m->n_claimed - 1];
+	if (gs__merge_pk_text(pk, sizeof(pk), t,
+			      r->op == GS_CS_INSERT ? r->new_vals
+						    : r->old_vals) != GS_OK)
+		snprintf(pk, sizeof(pk), "?");
+	c->table = t->name;
+	c->column = t->cols[f->col].name;
+	c->pk = arena_copy(m, pk, strlen(pk));
+	c->claimed = arena_copy(m, f->claimed, strlen(f->claimed));
+	c->stored = arena_copy(m, f->stored, strlen(f->stored));
+	c->device_id = m->dev->id;
+	c->device_seq = m->e->device_seq;
+	c->at_ms = m->now_ms;
+	return c->pk != NULL && c->claimed != NULL && c->stored != NULL
+		       ? GS_OK
+		       : GS_ENOMEM;
+}
+
+/* Record the entry's bounded times once it is applied. */
+static int claimed_record(struct merge *m)
+{
+	size_t n = m->n_claimed < CLAIMED_MAX ? m->n_claimed : CLAIMED_MAX;
+	int rc = GS_OK;
+
+	if (m->n_claimed > 0)
+		GS_INFO(m->ctx,
+			"entry %llu of %s: %zu claimed times out of bounds, "
+			"stored as the entry's time",
+			(unsigned long long)m->e->device_seq, m->dev->id,
+			m->n_claimed);
+	for (size_t i = 0; i < n && rc == GS_OK && m->ops->claimed_put; i++)
+		rc = m->ops->claimed_put(m->impl, &m->claimed[i]);
+	return rc;
+}
+
 /* Judge one new entry (inside a savepoint when needed) and record it. */
 static int merge_entry(struct merge *m,
 		       const struct gs_store_entry *e,
@@ -2140,8 +2201,15 @@ static int merge_entry(struct merge *m,
 		}
 		sp_open = true;
 	}
+	m->n_claimed = 0;
+	if (rc == GS_OK)
+		rc = gs__claimed_times_bound((struct gs_cs *)cs,
+					     GS_HLC_MS(m->s.hlc), claimed_copy,
+					     claimed_note, m);
 	if (rc == GS_OK)
 		rc = merge_rows(m);
+	if (rc == GS_OK)
+		rc = claimed_record(m);
 	if (rc == REJECTED) {
 		int rb = sp_open ? m->ops->rollback_to(m->impl) : GS_OK;
 

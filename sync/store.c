@@ -20,6 +20,8 @@
  *                 passed it (it had stored it)
  *   srv_device_stamp  per device, the stamp its last merged entry got
  *                 (a clamped entry stays after the device's earlier ones)
+ *   srv_claimed_time  device-claimed times the merge bounded: what was
+ *                 claimed and what was stored instead (sync/claimed.c)
  *   srv_cert      every device certificate issued since this table exists
  *                 (serial in hex, revoked when the device was revoked or
  *                 enrolled again): the handshake accepts only a serial
@@ -118,6 +120,11 @@ static const char schema_sql[] =
 	" serial TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
 	" issued_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS srv_cert_device ON srv_cert(device_id);"
+	"CREATE TABLE IF NOT EXISTS srv_claimed_time ("
+	" id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+	" device_seq INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL,"
+	" col TEXT NOT NULL, claimed TEXT NOT NULL, stored TEXT NOT NULL,"
+	" at INTEGER NOT NULL);"
 	/* Server-only indexes for cascades (not part of the replicated
 	 * schema; changesets do not see indexes). */
 	"CREATE INDEX IF NOT EXISTS srv_ix_resident_tag ON"
@@ -1081,6 +1088,31 @@ op_republish_children(void *impl, const struct gs_table *t, const char *id)
 	return republish(impl, t, id, 0);
 }
 
+static int op_claimed_put(void *impl, const struct gs_claimed_rec *c)
+{
+	struct gs_store *st = impl;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "INSERT INTO srv_claimed_time (device_id,"
+			    " device_seq, tbl, pk, col, claimed, stored, at)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, c->device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)c->device_seq);
+	sqlite3_bind_text(s, 3, c->table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, c->pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, c->column, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, c->claimed, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, c->stored, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, c->at_ms);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 static const struct gs_store_ops sqlite_ops = {
 	op_begin,
 	op_commit,
@@ -1104,6 +1136,7 @@ static const struct gs_store_ops sqlite_ops = {
 	op_conflict_put,
 	op_stamp_last,
 	op_stamp_put,
+	op_claimed_put,
 };
 
 /* ---- open and close -------------------------------------------------- */

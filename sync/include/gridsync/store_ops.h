@@ -86,6 +86,19 @@ struct gs_conflict_rec {
 	uint64_t deliver_seq;
 };
 
+/* A device-claimed time the merge bounded (sync/claimed.c), for
+ * srv_claimed_time. */
+struct gs_claimed_rec {
+	const char *device_id;
+	uint64_t device_seq;
+	const char *table;
+	const char *pk; /* gs__merge_pk_text */
+	const char *column;
+	const char *claimed; /* as the device sent it */
+	const char *stored;  /* what was stored instead */
+	int64_t at_ms;       /* server wall clock */
+};
+
 /* Called once per stored column clock of a row; column "" is the row's
  * insert stamp, kept once its hlc column has moved on. Strings borrowed
  * for the call. Non-zero stops and is returned. */
@@ -194,6 +207,10 @@ struct gs_store_ops {
 	/* The stamp of device_id's last merged entry, 0 if none. */
 	int (*stamp_last)(void *impl, const char *device_id, uint64_t *out);
 	int (*stamp_put)(void *impl, const char *device_id, uint64_t hlc);
+
+	/* ---- device-claimed times ---- */
+	/* Record a bounded claimed time (may be NULL: not recorded). */
+	int (*claimed_put)(void *impl, const struct gs_claimed_rec *c);
 };
 
 /*
