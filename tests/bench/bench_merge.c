@@ -483,7 +483,8 @@ static void new_household(struct gs_ctx *ctx, struct bdev *d, const char *grid)
 		 " VALUES ('%s', '%s', %zu, '户籍', '自有', 'active',"
 		 " '新登记住户，家中两位老人需定期走访', '%s', '%s',"
 		 " '2025-03-01T08:30:00.000Z', '%s')",
-		 id, grid, d->n_own % 6 + 1, hlc_text, d->name, d->name);
+		 id, grid, d->n_own % 6 + 1, hlc_text, d->name,
+		 d->sd.worker_id);
 	dwrite(ctx, d, sql);
 	memcpy(d->own[d->n_own++], id, GS_ID_LEN);
 }
