@@ -228,14 +228,25 @@ static void check_invariants(struct fx *f)
 		int64_t judged, distinct, refused;
 
 		assert_gs_ok(gs_device_status(f->dev[i], &st));
+		/* The device's numbers restart under a new incarnation
+		 * (bits 40 and up of the server's device_seq): count the
+		 * current one. */
 		judged = gs_itest_server_int(&f->srv,
 					     "SELECT count(*) FROM srv_received"
-					     " WHERE device_id = ?",
+					     " WHERE device_id = ?1 AND"
+					     " device_seq >> 40 = (SELECT"
+					     " max(device_seq) >> 40 FROM"
+					     " srv_received WHERE device_id"
+					     " = ?1)",
 					     f->name[i]);
 		distinct = gs_itest_server_int(&f->srv,
 					       "SELECT count(DISTINCT"
 					       " device_seq) FROM srv_received"
-					       " WHERE device_id = ?",
+					       " WHERE device_id = ?1 AND"
+					       " device_seq >> 40 = (SELECT"
+					       " max(device_seq) >> 40 FROM"
+					       " srv_received WHERE"
+					       " device_id = ?1)",
 					       f->name[i]);
 		refused = gs_itest_server_int(&f->srv,
 					      "SELECT count(*) FROM"

@@ -186,10 +186,15 @@ static void converge(struct fx *f, struct gs_fp *fp)
 		int64_t judged, refused;
 
 		assert_gs_ok(gs_device_status(dev[i], &st));
+		/* Numbers restart under a new incarnation (bits 40 and up
+		 * of the server's device_seq): count the current one. */
 		judged = gs_itest_server_int(&f->srv,
 					     "SELECT count(DISTINCT device_seq)"
 					     " FROM srv_received WHERE"
-					     " device_id = ?",
+					     " device_id = ?1 AND device_seq"
+					     " >> 40 = (SELECT max(device_seq)"
+					     " >> 40 FROM srv_received WHERE"
+					     " device_id = ?1)",
 					     f->name[i]);
 		refused = gs_itest_server_int(&f->srv,
 					      "SELECT count(*) FROM"
