@@ -98,6 +98,18 @@ static int cli(const char *offset, const char *const *args)
 		dup2(e, 2);
 		/* Only the wall clock moves; libuv's timers keep working. */
 		setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+		/* A sanitizer build must accept the preloaded library. */
+		if (getenv("ASAN_OPTIONS") == NULL) {
+			setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+		} else if (strstr(getenv("ASAN_OPTIONS"), "link_order") ==
+			   NULL) {
+			char opts[1024];
+
+			snprintf(opts, sizeof(opts),
+				 "%s:verify_asan_link_order=0",
+				 getenv("ASAN_OPTIONS"));
+			setenv("ASAN_OPTIONS", opts, 1);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
