@@ -9,6 +9,7 @@
  */
 #define GS_MODULE "client.device"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,17 +339,27 @@ static int device_create(struct gs_device **out,
 			 const struct gs_device_init_opts *opts,
 			 const struct gs_bundle *bundle);
 
-/* Plain TCP only to this machine: the loopback block 127/8, [::1] or
+/* Plain TCP only to this machine: an IPv4 address in 127/8, [::1] or
  * localhost, with a port. Anything else would carry a worker's data in
- * clear over a network. */
+ * clear over a network (a name such as 127.0.0.1.example.org too). */
 static bool loopback_server(const char *server)
 {
-	static const char *const hosts[] = { "127.", "[::1]:", "localhost:" };
+	const char *colon = strrchr(server, ':');
+	struct in_addr a4;
+	char host[64];
+	size_t n;
 
-	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
-		if (strncmp(server, hosts[i], strlen(hosts[i])) == 0)
-			return i != 0 || strchr(server, ':') != NULL;
-	return false;
+	if (colon == NULL || colon[1] == '\0')
+		return false;
+	n = (size_t)(colon - server);
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, server, n);
+	host[n] = '\0';
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+		return true;
+	return inet_pton(AF_INET, host, &a4) == 1 &&
+	       (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 int gs_device_init(struct gs_device **out,

@@ -256,6 +256,25 @@ static void bad_input_changes_nothing(void **state)
 	CLI(&r, "status");
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, "gridsync init"));
+	/* Plain TCP only to this machine: a server elsewhere is refused
+	 * before any database is made. */
+	snprintf(db, sizeof(db), "%s/remote.db", dir);
+	CLI(&r, "init", "--device", "cli-dev-9", "--insecure", "--server",
+	    "192.0.2.10:7443");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "only reaches a server on this machine"));
+	assert_int_not_equal(access(db, F_OK), 0);
+	CLI(&r, "init", "--device", "cli-dev-9", "--insecure", "--server",
+	    "localhost.example.org:7443");
+	assert_int_equal(r.status, 1);
+	assert_int_not_equal(access(db, F_OK), 0);
+	CLI(&r, "init", "--device", "cli-dev-9", "--insecure", "--server",
+	    "127.0.0.1.example.org:7443");
+	assert_int_equal(r.status, 1);
+	assert_int_not_equal(access(db, F_OK), 0);
+	CLI(&r, "init", "--device", "cli-dev-9", "--insecure", "--server",
+	    "127.0.0.1:7443");
+	assert_int_equal(r.status, 0);
 	snprintf(db, sizeof(db), "%s/cli.db", dir);
 }
 
