@@ -889,7 +889,8 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 			"SELECT (SELECT count(*) FROM gs_outbox),"
 			" (SELECT ifnull(sum(length(changeset)), 0)"
 			" FROM gs_outbox),"
-			" (SELECT count(*) FROM household WHERE deleted = 0),"
+			" (SELECT count(*) FROM household WHERE deleted = 0"
+			" AND id NOT IN (SELECT id FROM merged_into)),"
 			" (SELECT count(*) FROM visit WHERE deleted = 0),"
 			" (SELECT count(*) FROM issue WHERE deleted = 0),"
 			" (SELECT count(*) FROM gs_quarantine)");

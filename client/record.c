@@ -368,7 +368,8 @@ int gs_household_list(struct gs_device *dev, gs_row_cb cb, void *payload)
 		"SELECT h.id, g.code AS grid, p.name || ' ' || d.room_no"
 		" AS address, h.size, h.status, h.residence_type,"
 		" (SELECT count(*) FROM resident r WHERE r.household_id = h.id"
-		" AND r.deleted = 0) AS residents,"
+		" AND r.deleted = 0 AND r.id NOT IN (SELECT id FROM"
+		" merged_into)) AS residents,"
 		" (SELECT max(v.started_at) FROM visit v"
 		" WHERE v.household_id = h.id AND v.deleted = 0) AS last_visit,"
 		" h.hlc IN (SELECT printf('%016x', hlc) FROM gs_outbox)"
@@ -376,7 +377,9 @@ int gs_household_list(struct gs_device *dev, gs_row_cb cb, void *payload)
 		" FROM household h LEFT JOIN grid g ON g.id = h.grid_id"
 		" LEFT JOIN dwelling d ON d.id = h.dwelling_id"
 		" LEFT JOIN place p ON p.id = d.place_id"
-		" WHERE h.deleted = 0 ORDER BY g.code, address, h.id",
+		" WHERE h.deleted = 0 AND h.id NOT IN (SELECT id FROM"
+		" merged_into WHERE deleted = 0)"
+		" ORDER BY g.code, address, h.id",
 		NULL);
 }
 
@@ -393,14 +396,19 @@ int gs_household_show(struct gs_device *dev,
 	rc = row_grid(dev, "household", id, &grid);
 	gs__free(dev->ctx, grid);
 	if (rc == GS_OK)
-		rc = gs__rows_query(dev, "household", cb, payload,
-				    "SELECT * FROM household WHERE id = ?",
-				    params);
+		rc = gs__rows_query(
+			dev, "household", cb, payload,
+			"SELECT h.*, (SELECT into_id FROM merged_into"
+			" m WHERE m.id = h.id AND m.deleted = 0) AS"
+			" merged_into FROM household h WHERE id = ?",
+			params);
 	if (rc == GS_OK)
 		rc = gs__rows_query(
 			dev, "resident", cb, payload,
 			"SELECT id, name, gender, birth_date, relation,"
-			" id_no_masked, presence FROM resident"
+			" id_no_masked, presence, (SELECT into_id FROM"
+			" merged_into m WHERE m.id = resident.id AND"
+			" m.deleted = 0) AS merged_into FROM resident"
 			" WHERE household_id = ? AND deleted = 0 ORDER BY id",
 			params);
 	if (rc == GS_OK)
@@ -409,8 +417,9 @@ int gs_household_show(struct gs_device *dev,
 			"SELECT id, kind, outcome, started_at, worker_id,"
 			" hlc IN (SELECT printf('%016x', hlc) FROM gs_outbox)"
 			" AS pending FROM visit"
-			" WHERE household_id = ? AND deleted = 0"
-			" ORDER BY started_at DESC LIMIT 5",
+			" WHERE (household_id = ?1 OR household_id IN (SELECT"
+			" id FROM merged_into WHERE into_id = ?1 AND deleted ="
+			" 0)) AND deleted = 0 ORDER BY started_at DESC LIMIT 5",
 			params);
 	return rc;
 }

@@ -128,6 +128,10 @@ static const struct gs_column mobilization_task[] = {
 	{ "instructions", T, RPN },
 	SEQ_DEL(RNN),
 };
+static const struct gs_column merged_into[] = {
+	{ "id", T, RPK },      { "tbl", T, RNN }, { "into_id", T, RNN },
+	{ "grid_id", T, RNN }, { "at", T, RNN },  SEQ_DEL(RNN),
+};
 static const struct gs_column household[] = {
 	{ "id", T, DPK },        { "dwelling_id", T, D0 },
 	{ "grid_id", T, DNN },   { "head_resident_id", T, D0 },
@@ -311,6 +315,7 @@ static const struct gs_table tables[] = {
 	BYGRID(issue, GS_CLASS_S, 9),
 	BYPARENT(issue_event, GS_CLASS_A, 1, "issue"),
 	{ "attachment", GS_CLASS_A, COLS(attachment), GS_SCOPE_OWNER, 2, NULL },
+	BYGRID(merged_into, GS_CLASS_R, 3), /* v3 */
 };
 
 const struct gs_table *gs__manifest(size_t *n_out)

@@ -182,4 +182,20 @@ static const char *const v2[] = {
 	NULL,
 };
 
-const char *const *const gs__schema_migrations[GS_SCHEMA_VERSION] = { v1, v2 };
+/* v3: dedupe. A household registered twice for one dwelling, or a
+ * resident twice under one ID number (its HMAC), is merged by the server
+ * into the row it already held: merged_into redirects the duplicate's id
+ * (of table tbl) to into_id. Only the server writes it; devices hide the
+ * duplicates and the server re-points what refers to them. A table of its
+ * own, so the rows of households and residents keep their layout. */
+static const char *const v3[] = {
+	"CREATE TABLE merged_into ("
+	" id TEXT PRIMARY KEY, tbl TEXT NOT NULL, into_id TEXT NOT NULL,"
+	" grid_id TEXT NOT NULL REFERENCES grid(id), at TEXT NOT NULL,"
+	" server_seq INTEGER, deleted INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX merged_into_target ON merged_into(into_id);",
+	NULL,
+};
+
+const char *const *const gs__schema_migrations[GS_SCHEMA_VERSION] = { v1, v2,
+								      v3 };

@@ -1314,6 +1314,119 @@ static void build_insert(struct merge *m,
 		issue_initial(m, t, row);
 }
 
+/* ---- dedupe ------------------------------------------------------------ */
+
+/* Columns that name a household or resident a duplicate may stand for
+ * (not mobilization_result.household_id: it is part of that row's key). */
+static const struct {
+	const char *table, *column;
+} merge_refs[] = {
+	{ "household", "head_resident_id" }, { "resident", "household_id" },
+	{ "resident_tag", "resident_id" },   { "visit", "household_id" },
+	{ "issue", "household_id" },
+};
+
+/*
+ * A new row that names a merged household or resident names the row it
+ * was merged into instead (a visit recorded offline for the duplicate, the
+ * duplicate's residents inserted with it): the server's row is what every
+ * device pulls, so the reference keeps working everywhere. Both rows are
+ * in one grid (dedupe never crosses grids), so the row's scope holds.
+ */
+static int
+repoint(struct merge *m, const struct gs_table *t, struct gs_cs_value *row)
+{
+	char into[GS_STORE_KEY_MAX + 1];
+	char id[GS_STORE_KEY_MAX + 1];
+	int rc = GS_OK;
+
+	for (size_t k = 0;
+	     rc == GS_OK && k < sizeof(merge_refs) / sizeof(*merge_refs); k++) {
+		int c;
+
+		if (strcmp(t->name, merge_refs[k].table) != 0)
+			continue;
+		c = col(t, merge_refs[k].column);
+		if (c < 0 || row[c].type != GS_CS_TEXT ||
+		    !text_to(id, sizeof(id), &row[c]))
+			continue;
+		rc = m->ops->merged_target(m->impl, id, into);
+		if (rc == GS_OK && into[0] != '\0') {
+			const char *copy = arena_copy(m, into, strlen(into));
+
+			if (copy == NULL)
+				return GS_ENOMEM;
+			row[c] = v_text(copy);
+		}
+	}
+	return rc;
+}
+
+/*
+ * A household inserted for a dwelling that already has one, or a resident
+ * under an ID number (its HMAC) already registered in the grid, is a
+ * duplicate of the row the server held first: a merged_into row redirects
+ * it there (devices hide it and follow the redirect; later rows naming it
+ * are re-pointed by repoint). The duplicate itself stays, with what it
+ * holds, so nothing a worker saved is erased.
+ */
+static int dedupe(struct merge *m,
+		  const struct gs_table *t,
+		  const struct gs_cs_value *row,
+		  const char *grid)
+{
+	const struct gs_table *mt = gs__manifest_find("merged_into");
+	const char *key_col = strcmp(t->name, "household") == 0  ? "dwelling_id"
+			      : strcmp(t->name, "resident") == 0 ? "id_no_hmac"
+								 : NULL;
+	struct gs_cs_value mrow[GS_CS_MAX_COLS];
+	char key[GS_STORE_KEY_MAX + 1];
+	char into[GS_STORE_KEY_MAX + 1];
+	char at[GS_TIME_LEN];
+	const char *id;
+	const char *copy;
+	uint64_t seq;
+	int kc;
+	int rc;
+
+	if (key_col == NULL || mt == NULL)
+		return GS_OK;
+	kc = col(t, key_col);
+	if (kc < 0 || row[kc].type != GS_CS_TEXT || row[kc].len == 0 ||
+	    !text_to(key, sizeof(key), &row[kc]))
+		return GS_OK;
+	rc = m->ops->dup_find(m->impl, t, key, m->pk, grid, into);
+	if (rc != GS_OK || into[0] == '\0')
+		return rc;
+	id = arena_copy(m, m->pk, strlen(m->pk));
+	copy = arena_copy(m, into, strlen(into));
+	if (id == NULL || copy == NULL)
+		return GS_ENOMEM;
+	rc = row_seq(m, NULL, &seq, NULL);
+	if (rc != GS_OK)
+		return rc;
+	gs__time_format(at, m->now_ms);
+	memset(mrow, 0, sizeof(mrow));
+	mrow[col(mt, "id")] = v_text(id);
+	mrow[col(mt, "tbl")] = v_text(t->name);
+	mrow[col(mt, "into_id")] = v_text(copy);
+	mrow[col(mt, "grid_id")] = v_text(grid);
+	mrow[col(mt, "at")] = v_text(at);
+	mrow[col(mt, "server_seq")] = v_int((int64_t)seq);
+	mrow[col(mt, "deleted")] = v_int(0);
+	rc = m->ops->row_insert(m->impl, mt, mrow);
+	if (rc == GS_EEXISTS || rc == GS_EINVAL) {
+		/* Redirected already, or the redirect breaks a constraint:
+		 * the row stays as it came (never the entry's refusal). */
+		gs__err_clear(m->ctx);
+		return GS_OK;
+	}
+	if (rc != GS_OK)
+		return rc;
+	GS_DEBUG(m->ctx, "%s %s merged into %s", t->name, id, copy);
+	return m->ops->log_change(m->impl, mt, id, grid, false, seq, true);
+}
+
 static int born_add(struct merge *m, const char *id)
 {
 	if (m->n_born == m->cap_born) {
@@ -1600,9 +1713,13 @@ static int merge_field(struct merge *m, const struct gs_cs_row *r)
 		if (rc != GS_OK)
 			return rc;
 		build_insert(m, t, r->new_vals, seq, m->row);
-		rc = m->ops->row_insert(m->impl, t, m->row);
+		rc = repoint(m, t, m->row);
+		if (rc == GS_OK)
+			rc = m->ops->row_insert(m->impl, t, m->row);
 		if (rc == GS_OK) {
 			rc = log_row(m, t, grid, seq, true);
+			if (rc == GS_OK)
+				rc = dedupe(m, t, m->row, grid);
 			if (rc == GS_OK && t == m->it) {
 				const char *id =
 					arena_copy(m, m->pk, strlen(m->pk));
@@ -1690,7 +1807,9 @@ static int merge_append(struct merge *m,
 		m->row[m->ec.status] = v_text(gs__apply_status_name(status));
 		m->row[m->ec.reason] = v_text(reason);
 	}
-	rc = m->ops->row_insert(m->impl, t, m->row);
+	rc = repoint(m, t, m->row);
+	if (rc == GS_OK)
+		rc = m->ops->row_insert(m->impl, t, m->row);
 	if (rc == GS_OK) {
 		if (inserted != NULL)
 			*inserted = true;

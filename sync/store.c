@@ -132,7 +132,9 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS srv_ix_attachment_owner ON"
 	" attachment(owner_id);"
 	"CREATE INDEX IF NOT EXISTS srv_ix_mobres_household ON"
-	" mobilization_result(household_id);";
+	" mobilization_result(household_id);"
+	"CREATE INDEX IF NOT EXISTS srv_ix_household_dwelling ON"
+	" household(dwelling_id);";
 
 /* Per-table statements, prepared on first use. */
 enum tkind { TS_GET, TS_INS, TS_GRID, TS_PULL, TS_N };
@@ -168,6 +170,9 @@ enum fx {
 	FX_CF_LOAD,
 	FX_CF_DUE,
 	FX_CF_DONE,
+	FX_DUP_HH,
+	FX_DUP_RES,
+	FX_MERGED,
 	FX_TAG_RESTR,
 	FX_PULL_NARROW,
 	FX_PULL_WIDE,
@@ -934,6 +939,49 @@ op_conflict_put(void *impl, const struct gs_conflict_rec *c, uint64_t *id_out)
 	return rc;
 }
 
+static int
+one_text(struct gs_store *st, sqlite3_stmt *s, char out[GS_STORE_KEY_MAX + 1])
+{
+	int rc = sqlite3_step(s);
+
+	out[0] = '\0';
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT)
+		snprintf(out, GS_STORE_KEY_MAX + 1, "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE
+		       ? GS_OK
+		       : gs__err_from_sqlite(st->ctx, rc, st->db);
+}
+
+static int op_dup_find(void *impl,
+		       const struct gs_table *t,
+		       const char *key,
+		       const char *id,
+		       const char *grid,
+		       char out[GS_STORE_KEY_MAX + 1])
+{
+	struct gs_store *st = impl;
+	sqlite3_stmt *s = strcmp(t->name, "household") == 0
+				  ? st->fx[FX_DUP_HH]
+				  : st->fx[FX_DUP_RES];
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, grid, -1, SQLITE_STATIC);
+	return one_text(st, s, out);
+}
+
+static int
+op_merged_target(void *impl, const char *id, char out[GS_STORE_KEY_MAX + 1])
+{
+	struct gs_store *st = impl;
+	sqlite3_stmt *s = st->fx[FX_MERGED];
+
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	return one_text(st, s, out);
+}
+
 static int op_stamp_last(void *impl, const char *device_id, uint64_t *out)
 {
 	struct gs_store *st = impl;
@@ -1134,6 +1182,8 @@ static const struct gs_store_ops sqlite_ops = {
 	op_log_change,
 	op_republish_children,
 	op_conflict_put,
+	op_dup_find,
+	op_merged_target,
 	op_stamp_last,
 	op_stamp_put,
 	op_claimed_put,
@@ -1303,6 +1353,19 @@ static int prepare_fixed(struct gs_store *st)
 		S(STAMP_PUT, "INSERT INTO srv_device_stamp (device_id, hlc)"
 			     " VALUES (?1, ?2) ON CONFLICT (device_id) DO"
 			     " UPDATE SET hlc = excluded.hlc"),
+		/* The first registration stands: the oldest live row. */
+		S(DUP_HH, "SELECT id FROM household WHERE dwelling_id = ?1"
+			  " AND id <> ?2 AND grid_id = ?3 AND deleted = 0"
+			  " AND id NOT IN (SELECT id FROM merged_into)"
+			  " ORDER BY created_at, id LIMIT 1"),
+		S(DUP_RES, "SELECT r.id FROM resident r JOIN household h ON"
+			   " h.id = r.household_id WHERE r.id_no_hmac = ?1"
+			   " AND r.id <> ?2 AND h.grid_id = ?3 AND"
+			   " r.deleted = 0 AND r.id NOT IN (SELECT id FROM"
+			   " merged_into) ORDER BY r.created_at, r.id"
+			   " LIMIT 1"),
+		S(MERGED, "SELECT into_id FROM merged_into WHERE id = ?1 AND"
+			  " deleted = 0"),
 		S(TAG_RESTR, "SELECT sensitivity = 'restricted' FROM tag_def"
 			     " WHERE code = ?1"),
 		/* A narrow scope: the reference rows and each grid's rows

@@ -905,7 +905,9 @@ struct gen {
 	char (*cat_ids)[GS_UUID_LEN];
 
 	/* ID number sequences per (birth day, gender), so that no two
-	 * residents share an ID number (the server dedupes by its HMAC). */
+	 * residents share an ID number: a resident a device registers again
+	 * under a number (its HMAC) already in the grid is merged by the
+	 * server into the first (merged_into); seeded rows never are. */
 	uint16_t *id_ctr;
 	int64_t id_ctr_first_day;
 	size_t id_ctr_days;

@@ -21,7 +21,7 @@ static void manifest_matches_migrated_schema(void **state)
 	assert_gs_ok(gs__db_schema_version(ctx, db, &version));
 	assert_int_equal(version, GS_SCHEMA_VERSION);
 	t = gs__manifest(&n);
-	assert_int_equal(n, 20);
+	assert_int_equal(n, 21);
 	for (size_t i = 0; i < n; i++) {
 		char sql[128];
 		sqlite3_stmt *st = NULL;

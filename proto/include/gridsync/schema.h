@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 /* The replicated schema version this build speaks (PRAGMA user_version). */
-#define GS_SCHEMA_VERSION 2
+#define GS_SCHEMA_VERSION 3
 
 /*
  * migrations[i] takes a database from user_version i to i + 1: a

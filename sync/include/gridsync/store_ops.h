@@ -203,6 +203,21 @@ struct gs_store_ops {
 			    const struct gs_conflict_rec *c,
 			    uint64_t *id_out);
 
+	/* ---- dedupe (merged_into) ---- */
+	/* The row a new row id of t (household or resident) duplicates: a
+	 * live row of the same grid, not merged itself, with the same key
+	 * (dwelling_id, id_no_hmac). out "" if none. */
+	int (*dup_find)(void *impl,
+			const struct gs_table *t,
+			const char *key,
+			const char *id,
+			const char *grid,
+			char out[GS_STORE_KEY_MAX + 1]);
+	/* The row id (household or resident) was merged into, "" if none. */
+	int (*merged_target)(void *impl,
+			     const char *id,
+			     char out[GS_STORE_KEY_MAX + 1]);
+
 	/* ---- per-device stamps ---- */
 	/* The stamp of device_id's last merged entry, 0 if none. */
 	int (*stamp_last)(void *impl, const char *device_id, uint64_t *out);
