@@ -221,9 +221,15 @@ static void check_rss(struct fx *f, const char *what)
 
 	gs_itest_rss(f->srv.pid, &hwm, &rss);
 	printf("# %s: server VmHWM %ld KiB, VmRSS %ld KiB\n", what, hwm, rss);
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan keeps freed memory in quarantine and pads every block: the
+	 * figures say nothing about the server's own bound. Reported only. */
+	printf("# %s: memory bound not checked in a sanitizer build\n", what);
+#else
 	if (hwm > RSS_MAX_KIB)
 		fail_msg("%s: server peak RSS %ld KiB is above %ld KiB", what,
 			 hwm, RSS_MAX_KIB);
+#endif
 }
 
 /* ---- compression bombs ------------------------------------------------- */
@@ -723,10 +729,12 @@ static void storm_memory_returns(void **state)
 	       "VmHWM %ld KiB, after %ld KiB\n",
 	       base, peak_rss, hwm, after);
 	check_rss(&f, "storm");
+#if !defined(__SANITIZE_ADDRESS__)
 	if (after > base + 64 * 1024)
 		fail_msg("after the storm the server holds %ld KiB, baseline "
 			 "%ld KiB",
 			 after, base);
+#endif
 	fx_stop(&f);
 }
 

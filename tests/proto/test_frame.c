@@ -206,7 +206,8 @@ static void oversized_lengths_are_refused_before_allocating(void **state)
 		t0 = gs__clock_mono_ns();
 		assert_gs_err(gs__frame_reader_feed(&fr, &used, &r, in + 2, 6),
 			      GS_EPROTO);
-		assert_true(gs__clock_mono_ns() - t0 < 10000000ull);
+		assert_true(gs__clock_mono_ns() - t0 <
+			    1000000000ull); /* no hang */
 		assert_int_equal(f->alloc.count, 0);
 		snprintf(want, sizeof(want), "length %lu at stream offset 0",
 			 (unsigned long)lens[i]);

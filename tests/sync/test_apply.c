@@ -192,7 +192,7 @@ static void malformed_download_changes_nothing(void **state)
 	assert_gs_err(gs__apply_download(f->ctx, gs__device_db(f->a), hang,
 					 sizeof(hang), 99, 0, NULL),
 		      GS_EPROTO);
-	assert_true(gs__clock_mono_ns() - t0 < 100000000ull);
+	assert_true(gs__clock_mono_ns() - t0 < 2000000000ull); /* no hang */
 	assert_gs_ok(gs_device_status(f->a, &after));
 	assert_string_equal(before.content_hash, after.content_hash);
 	assert_int_equal(after.cursor, before.cursor);
