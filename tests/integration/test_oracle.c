@@ -320,6 +320,9 @@ struct dev {
 	struct gs_device *d;
 	char *grids[16];
 	int n_grids;
+	char *xgrids[16];      /* also allowed: the old or new scope while */
+	int n_xgrids;          /* a scope change is under way */
+	char next_scope[256];  /* set on the server, not yet synced */
 	int64_t conflict_mark; /* gs_conflict ids seen */
 	struct stamp last;     /* of its last entry the server took */
 	uint64_t seen_seq;     /* outbox entries captured up to */
@@ -329,14 +332,14 @@ struct stats {
 	unsigned ops[16];
 	unsigned syncs, entries, refused, lost_arrival, tombstone_edits;
 	unsigned overwrites, ev_applied, ev_noop, ev_review, ev_stale;
-	unsigned rows_checked, cols_checked, clamped;
+	unsigned rows_checked, cols_checked, clamped, scope_sets, moves;
 	unsigned crafted[16];
 };
 
 static const char *const op_name[] = {
 	"household.edit", "household.add", "household.delete", "resident.add",
 	"resident.edit",  "visit.add",     "issue.report",     "issue.move",
-	"crafted",        "sync",
+	"crafted",        "sync",          "household.move",   "scope.set",
 };
 enum {
 	OP_HH_EDIT,
@@ -349,6 +352,8 @@ enum {
 	OP_MOVE,
 	OP_CRAFT,
 	OP_SYNC,
+	OP_HH_MOVE,
+	OP_SCOPE,
 	N_OPS
 };
 
@@ -369,6 +374,7 @@ struct orc {
 	struct stats st;
 	unsigned n_push;
 	bool pend_losers;
+	bool fam_scope; /* moves between grids, scope changes, reach */
 	char fail[512];
 };
 
@@ -575,15 +581,16 @@ static const char scope_sql[] =
 
 /* Grids of a device: its codes, each a grid code prefix or an admin area
  * with everything below it. */
-static void scope_resolve(struct orc *o, struct dev *d)
+static void
+codes_resolve(struct orc *o, const char *scope, char **grids, int *n_grids)
 {
 	char codes[256];
 	char *save = NULL;
 
-	for (int i = 0; i < d->n_grids; i++)
-		free(d->grids[i]);
-	d->n_grids = 0;
-	snprintf(codes, sizeof(codes), "%s", d->scope);
+	for (int i = 0; i < *n_grids; i++)
+		free(grids[i]);
+	*n_grids = 0;
+	snprintf(codes, sizeof(codes), "%s", scope);
 	for (char *c = strtok_r(codes, ",", &save); c != NULL;
 	     c = strtok_r(NULL, ",", &save)) {
 		sqlite3_stmt *st = NULL;
@@ -592,24 +599,32 @@ static void scope_resolve(struct orc *o, struct dev *d)
 			sqlite3_prepare_v2(o->sdb, scope_sql, -1, &st, NULL),
 			SQLITE_OK);
 		sqlite3_bind_text(st, 1, c, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW && d->n_grids < 16) {
+		while (sqlite3_step(st) == SQLITE_ROW && *n_grids < 16) {
 			const char *g =
 				(const char *)sqlite3_column_text(st, 0);
 			bool dup = false;
 
-			for (int i = 0; i < d->n_grids; i++)
-				dup = dup || strcmp(d->grids[i], g) == 0;
+			for (int i = 0; i < *n_grids; i++)
+				dup = dup || strcmp(grids[i], g) == 0;
 			if (!dup)
-				d->grids[d->n_grids++] = strdup(g);
+				grids[(*n_grids)++] = strdup(g);
 		}
 		sqlite3_finalize(st);
 	}
+}
+
+static void scope_resolve(struct orc *o, struct dev *d)
+{
+	codes_resolve(o, d->scope, d->grids, &d->n_grids);
 }
 
 static bool in_scope(const struct dev *d, const char *grid)
 {
 	for (int i = 0; grid != NULL && i < d->n_grids; i++)
 		if (strcmp(d->grids[i], grid) == 0)
+			return true;
+	for (int i = 0; grid != NULL && i < d->n_xgrids; i++)
+		if (strcmp(d->xgrids[i], grid) == 0)
 			return true;
 	return false;
 }
@@ -1019,6 +1034,28 @@ static const char *claims(struct orc *o,
 	return NULL;
 }
 
+/* An issue (or an event of one) whose assignee or reporter is the
+ * device's worker is in its scope whatever its grid. */
+static bool reaches(struct orc *o, const struct dev *d, int t, char *const *v)
+{
+	struct mrow *is = NULL;
+
+	if (!o->fam_scope || (t != T_ISSUE && t != T_EVENT))
+		return false;
+	if (t == T_EVENT) {
+		const char *id = txt(v[col_of(&o->tab[T_EVENT], "issue_id")]);
+
+		is = id != NULL ? row_find(o, T_ISSUE, id) : NULL;
+		if (is == NULL)
+			return false;
+		v = is->val;
+	}
+	return same(txt(v[col_of(&o->tab[T_ISSUE], "assignee_worker_id")]),
+		    d->worker) ||
+	       same(txt(v[col_of(&o->tab[T_ISSUE], "reporter_worker_id")]),
+		    d->worker);
+}
+
 /* Would the server refuse the whole entry (the scope, shape and
  * authorization rules)? */
 static const char *
@@ -1049,7 +1086,8 @@ judge(struct orc *o, const struct dev *d, struct crow *rows, size_t n)
 				if (cur == NULL)
 					return "an update of an unknown row";
 				if (!in_scope(d, row_grid(o, t, cur->val, pend,
-							  n_pend, &missing)))
+							  n_pend, &missing)) &&
+				    !reaches(o, d, t, cur->val))
 					return "an update outside the scope";
 				for (int i = 0; i < tb->n; i++)
 					merged[i] = r->newv[i] != NULL
@@ -1064,7 +1102,7 @@ judge(struct orc *o, const struct dev *d, struct crow *rows, size_t n)
 			grid = row_grid(o, t, merged, pend, n_pend, &missing);
 			if (missing)
 				return "a row whose parent is unknown";
-			if (!in_scope(d, grid)) {
+			if (!in_scope(d, grid) && !reaches(o, d, t, merged)) {
 				snprintf(why, sizeof(why),
 					 "a %s outside the scope", tname[t]);
 				return why;
@@ -1732,6 +1770,80 @@ static void op_move(struct orc *o, int i)
 			 gs_ctx_errmsg(d->ctx));
 }
 
+/* A household moves to another of the device's grids. */
+static void op_household_move(struct orc *o, int i)
+{
+	struct dev *d = &o->dev[i];
+	char hh[64];
+	char grid[64] = "";
+	char sql[160];
+	sqlite3_stmt *st = NULL;
+	const char *to;
+	struct gs_field f[1];
+	int rc;
+
+	if (d->n_grids < 2 || !pick(o, i, hh_sql, hh, sizeof(hh)))
+		return;
+	snprintf(sql, sizeof(sql),
+		 "SELECT grid_id FROM household WHERE id = '%s'", hh);
+	assert_int_equal(
+		sqlite3_prepare_v2(gs__device_db(d->d), sql, -1, &st, NULL),
+		SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(grid, sizeof(grid), "%s", col_text(st, 0));
+	sqlite3_finalize(st);
+	to = d->grids[rnd(o, (uint64_t)d->n_grids)];
+	if (strcmp(to, grid) == 0)
+		return;
+	f[0] = (struct gs_field){ "grid_id", to };
+	rc = gs_household_edit(d->d, hh, f, 1);
+	/* A household it holds through one of its issues is not its to
+	 * move: the device says so itself. */
+	if (rc != GS_OK && rc != GS_EDENIED)
+		fail_msg("move of a household on %s: %s", d->id,
+			 gs_ctx_errmsg(d->ctx));
+	o->st.moves += rc == GS_OK;
+}
+
+/* The operator gives a grid worker's device other grids. */
+static void op_scope_set(struct orc *o, int i)
+{
+	struct dev *d = &o->dev[i];
+	char codes[128] = "";
+	sqlite3_stmt *st = NULL;
+	int want = 1 + (int)rnd(o, 2);
+	int n = 0;
+
+	if (strcmp(d->role, "GW") != 0)
+		return;
+	assert_int_equal(sqlite3_prepare_v2(o->sdb,
+					    "SELECT code FROM grid WHERE level"
+					    " = 'micro' ORDER BY code",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && n < want)
+		if (rnd(o, 3) == 0) {
+			size_t len = strlen(codes);
+
+			snprintf(codes + len, sizeof(codes) - len, "%s%s",
+				 n ? "," : "", col_text(st, 0));
+			n++;
+		}
+	sqlite3_finalize(st);
+	if (n == 0)
+		return;
+	{
+		const char *argv[] = { "gridsyncd", "scope",   "set",
+				       "--db",      o->srv.db, "--device",
+				       d->id,       "--scope", codes,
+				       NULL };
+
+		assert_int_equal(gs_itest_run(argv, "/dev/null", NULL), 0);
+	}
+	snprintf(d->next_scope, sizeof(d->next_scope), "%s", codes);
+	o->st.scope_sets++;
+}
+
 /* ---- crafted entries (a modified client) ----------------------------------
  */
 
@@ -2098,6 +2210,10 @@ static void sync_dev(struct orc *o, int i)
 	unsigned k_clamped = 0;
 
 	capture(o, i, 0);
+	/* A scope change set on the server: this sync's entries are judged
+	 * against the old and the new grids, then the new ones hold. */
+	if (d->next_scope[0] != '\0')
+		codes_resolve(o, d->next_scope, d->xgrids, &d->n_xgrids);
 	o->n_push++;
 	t0 = real_ms();
 	{
@@ -2195,6 +2311,14 @@ static void sync_dev(struct orc *o, int i)
 	}
 	if (k_clamped > 0)
 		stamp_resolve(o, o->n_push);
+	if (d->next_scope[0] != '\0') {
+		memcpy(d->scope, d->next_scope, sizeof(d->scope));
+		d->next_scope[0] = '\0';
+		scope_resolve(o, d);
+		for (int g = 0; g < d->n_xgrids; g++)
+			free(d->xgrids[g]);
+		d->n_xgrids = 0;
+	}
 	d->conflict_mark = max_conflict_id(o, i);
 	/* Sequential syncs get distinct server milliseconds. */
 	{
@@ -2231,21 +2355,45 @@ static void
 scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 {
 	char list[2048];
+	char issues[2400];
 	size_t p = 0;
 
-	(void)o;
 	list[p++] = '(';
 	for (int i = 0; i < d->n_grids; i++)
 		p += (size_t)snprintf(list + p, sizeof(list) - p, "%s'%s'",
 				      i ? "," : "", d->grids[i]);
 	snprintf(list + p, sizeof(list) - p, ")");
+	/* The issues of the scope: by grid, and with the scope family the
+	 * worker's own (assignee or reporter) with the household they name. */
+	if (o->fam_scope)
+		snprintf(issues, sizeof(issues),
+			 "(SELECT id FROM issue WHERE grid_id IN %s OR"
+			 " assignee_worker_id = '%s' OR reporter_worker_id ="
+			 " '%s')",
+			 list, d->worker, d->worker);
+	else
+		snprintf(issues, sizeof(issues),
+			 "(SELECT id FROM issue WHERE grid_id IN %s)", list);
 	switch (t) {
 	case T_HH:
+		if (o->fam_scope) {
+			snprintf(sql, cap,
+				 "SELECT * FROM household WHERE grid_id IN %s"
+				 " OR id IN (SELECT household_id FROM issue"
+				 " WHERE id IN %s) ORDER BY id",
+				 list, issues);
+			break;
+		}
+		/* fall through */
 	case T_VISIT:
-	case T_ISSUE:
 		snprintf(sql, cap,
 			 "SELECT * FROM %s WHERE grid_id IN %s ORDER BY id",
 			 tname[t], list);
+		break;
+	case T_ISSUE:
+		snprintf(sql, cap,
+			 "SELECT * FROM issue WHERE id IN %s ORDER BY id",
+			 issues);
 		break;
 	case T_RES:
 		snprintf(sql, cap,
@@ -2256,10 +2404,9 @@ scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 		break;
 	default:
 		snprintf(sql, cap,
-			 "SELECT * FROM issue_event WHERE issue_id IN"
-			 " (SELECT id FROM issue WHERE grid_id IN %s)"
+			 "SELECT * FROM issue_event WHERE issue_id IN %s"
 			 " ORDER BY id",
-			 list);
+			 issues);
 	}
 }
 
@@ -2629,6 +2776,7 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 		o->rng = gs_test_rand(&s0) ^ (seed << 17);
 	}
 	o->pend_losers = pending("losers");
+	o->fam_scope = pending("scope");
 	AMBIGUOUS = false;
 	o->dir = gs_test_tmpdir();
 	{
@@ -2656,16 +2804,18 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	for (unsigned k = 0; k < n_ops; k++) {
 		int i = (int)rnd(o, (uint64_t)o->n_dev);
 		unsigned r = (unsigned)rnd(o, 100);
-		int op = r < 18   ? OP_HH_EDIT
-			 : r < 22 ? OP_HH_ADD
-			 : r < 25 ? OP_HH_DEL
-			 : r < 31 ? OP_RES_ADD
-			 : r < 37 ? OP_RES_EDIT
-			 : r < 47 ? OP_VISIT
-			 : r < 57 ? OP_REPORT
-			 : r < 75 ? OP_MOVE
-			 : r < 78 ? OP_CRAFT
-				  : OP_SYNC;
+		int op = r < 18                   ? OP_HH_EDIT
+			 : r < 22                 ? OP_HH_ADD
+			 : r < 25                 ? OP_HH_DEL
+			 : r < 31                 ? OP_RES_ADD
+			 : r < 37                 ? OP_RES_EDIT
+			 : r < 47                 ? OP_VISIT
+			 : r < 57                 ? OP_REPORT
+			 : r < 75                 ? OP_MOVE
+			 : r < 78                 ? OP_CRAFT
+			 : r < 81 && o->fam_scope ? OP_HH_MOVE
+			 : r < 82 && o->fam_scope ? OP_SCOPE
+						  : OP_SYNC;
 
 		o->st.ops[op]++;
 		switch (op) {
@@ -2695,6 +2845,12 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 			break;
 		case OP_CRAFT:
 			op_craft(o, i);
+			break;
+		case OP_HH_MOVE:
+			op_household_move(o, i);
+			break;
+		case OP_SCOPE:
+			op_scope_set(o, i);
 			break;
 		default:
 			sync_dev(o, i);
