@@ -40,6 +40,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gridsync/capture.h>
 #include <gridsync/client_internal.h>
@@ -297,7 +298,8 @@ struct entry {
 	unsigned char *cs;
 	size_t len;
 	int crafted; /* 0 honest, else the kind of forgery */
-	int state;   /* 0 pending, 1 applied, 2 refused */
+	char sha[65];
+	int state; /* 0 pending, 1 applied, 2 refused */
 };
 
 /* One row of an entry, decoded. */
@@ -320,9 +322,10 @@ struct dev {
 	struct gs_device *d;
 	char *grids[16];
 	int n_grids;
-	char *xgrids[16];      /* also allowed: the old or new scope while */
-	int n_xgrids;          /* a scope change is under way */
-	char next_scope[256];  /* set on the server, not yet synced */
+	char *xgrids[16];     /* also allowed: the old or new scope while */
+	int n_xgrids;         /* a scope change is under way */
+	char next_scope[256]; /* set on the server, not yet synced */
+	bool has_backup;
 	int64_t conflict_mark; /* gs_conflict ids seen */
 	struct stamp last;     /* of its last entry the server took */
 	uint64_t seen_seq;     /* outbox entries captured up to */
@@ -333,6 +336,7 @@ struct stats {
 	unsigned syncs, entries, refused, lost_arrival, tombstone_edits;
 	unsigned overwrites, ev_applied, ev_noop, ev_review, ev_stale;
 	unsigned rows_checked, cols_checked, clamped, scope_sets, moves;
+	unsigned honest_refused, backups, restores, reinits;
 	unsigned crafted[16];
 };
 
@@ -340,6 +344,7 @@ static const char *const op_name[] = {
 	"household.edit", "household.add", "household.delete", "resident.add",
 	"resident.edit",  "visit.add",     "issue.report",     "issue.move",
 	"crafted",        "sync",          "household.move",   "scope.set",
+	"device.restore",
 };
 enum {
 	OP_HH_EDIT,
@@ -354,6 +359,7 @@ enum {
 	OP_SYNC,
 	OP_HH_MOVE,
 	OP_SCOPE,
+	OP_RESTORE,
 	N_OPS
 };
 
@@ -374,7 +380,8 @@ struct orc {
 	struct stats st;
 	unsigned n_push;
 	bool pend_losers;
-	bool fam_scope; /* moves between grids, scope changes, reach */
+	bool fam_scope;   /* moves between grids, scope changes, reach */
+	bool fam_restore; /* backups, restores, re-inits of devices */
 	char fail[512];
 };
 
@@ -1513,11 +1520,17 @@ static int capture_cb(const struct gs_row *row, void *payload)
 	struct orc *o = c->o;
 	struct dev *d = &o->dev[c->dev];
 	uint64_t seq = (uint64_t)strtoull(gs_row_get(row, "seq"), NULL, 10);
+	const char *sha = gs_row_get(row, "sha256");
 	struct entry *e;
 
-	if (seq <= d->seen_seq)
-		return 0;
-	d->seen_seq = seq;
+	/* An entry is known by its content: a restored or renumbering
+	 * device holds entries the record already has. */
+	for (size_t k = 0; k < o->n_ent; k++)
+		if (o->ent[k].dev == c->dev &&
+		    strcmp(o->ent[k].sha, sha) == 0) {
+			o->ent[k].seq = seq;
+			return 0;
+		}
 	if (o->n_ent == o->cap_ent) {
 		o->cap_ent = o->cap_ent ? o->cap_ent * 2 : 256;
 		o->ent = realloc(o->ent, o->cap_ent * sizeof(*o->ent));
@@ -1527,6 +1540,7 @@ static int capture_cb(const struct gs_row *row, void *payload)
 	e->dev = c->dev;
 	e->seq = seq;
 	e->crafted = c->crafted;
+	snprintf(e->sha, sizeof(e->sha), "%s", sha);
 	assert_gs_ok(gs__hlc_parse(&e->hlc, gs_row_get(row, "hlc")));
 	{
 		uint8_t *cs = NULL;
@@ -1844,6 +1858,78 @@ static void op_scope_set(struct orc *o, int i)
 	o->st.scope_sets++;
 }
 
+static void sync_dev(struct orc *o, int i);
+static int64_t max_conflict_id(struct orc *o, int i);
+static void check_told_of(struct orc *o, int only, bool drop);
+
+/*
+ * Field life of a handheld: a backup copy of the device's database taken
+ * now, the device restored from that older copy later (its outbox and
+ * sequence numbers fall back; what it pushed since is on the server), or
+ * the device re-initialised under its own id from its enrolment bundle.
+ * Either way no edit saved afterwards may be refused or lost.
+ */
+static void op_restore(struct orc *o, int i)
+{
+	struct dev *d = &o->dev[i];
+	char path[4200];
+	char backup[4200];
+	char sql[4400];
+	int what = (int)rnd(o, 3);
+
+	snprintf(path, sizeof(path), "%s/%s.db", o->dir, d->id);
+	snprintf(backup, sizeof(backup), "%s/%s.backup.db", o->dir, d->id);
+	if (what == 0 || (what == 1 && !d->has_backup)) {
+		unlink(backup);
+		snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", backup);
+		assert_int_equal(sqlite3_exec(gs__device_db(d->d), sql, NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+		d->has_backup = true;
+		o->st.backups++;
+		return;
+	}
+	/* What it was told until now is checked before its database goes. */
+	if (what == 2)
+		sync_dev(o, i); /* a reinstall loses only what was sent */
+	capture(o, i, 0);
+	check_told_of(o, i, true);
+	gs_device_close(d->d);
+	d->d = NULL;
+	{
+		char old[4300];
+
+		snprintf(old, sizeof(old), "%s.%u.gone", path, o->st.restores);
+		assert_int_equal(rename(path, old), 0);
+		snprintf(old, sizeof(old), "%s-wal", path);
+		unlink(old);
+		snprintf(old, sizeof(old), "%s-shm", path);
+		unlink(old);
+	}
+	if (what == 1) {
+		char cmd[8800];
+
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", backup, path);
+		assert_int_equal(system(cmd), 0);
+		assert_gs_ok(gs_device_open(&d->d, d->ctx, path));
+		o->st.restores++;
+	} else {
+		struct gs_device_init_opts io = GS_DEVICE_INIT_OPTS_INIT;
+		char bundle[4200];
+
+		snprintf(bundle, sizeof(bundle), "%s/%s.bundle", o->dir, d->id);
+		io.bundle = bundle;
+		io.server = o->srv.addr;
+		if (gs_device_init(&d->d, d->ctx, path, &io) != GS_OK)
+			fail_msg("re-init of %s: %s", d->id,
+				 gs_ctx_errmsg(d->ctx));
+		d->has_backup = false;
+		o->st.reinits++;
+	}
+	assert_gs_ok(gs__device_set_normal(d->d, 1));
+	d->conflict_mark = max_conflict_id(o, i);
+}
+
 /* ---- crafted entries (a modified client) ----------------------------------
  */
 
@@ -1922,8 +2008,6 @@ static int64_t server_hash_and(struct orc *o, char out[65])
 	gs_ctx_free(ctx);
 	return 0;
 }
-
-static void sync_dev(struct orc *o, int i);
 
 /* A household of a grid outside device i's scope, from the server. */
 static bool foreign_household(struct orc *o, int i, char *out, size_t cap)
@@ -2254,10 +2338,10 @@ static void sync_dev(struct orc *o, int i)
 					    d->id, e->seq,
 					    e->crafted ? "crafted" : "honest");
 			else if (!e->crafted)
-				oracle_fail(o,
-					    "%s honest entry %" PRIu64
-					    " refused: %s",
-					    d->id, e->seq, why);
+				/* A rule the worker could not know offline
+				 * (a household that left the scope): the
+				 * device undoes it and lists it. */
+				o->st.honest_refused++;
 			continue;
 		}
 		e->state = 1;
@@ -2557,10 +2641,19 @@ static void check_model(struct orc *o)
 }
 
 /* Check 5: every loser was told. */
-static void check_told(struct orc *o)
+/* Check what device only (or every device when only is -1) was told; with
+ * drop, forget those expectations (its database is about to go). */
+static void check_told_of(struct orc *o, int only, bool drop)
 {
+	size_t keep = 0;
+
 	for (size_t k = 0; k < o->n_told; k++) {
 		const struct told *x = &o->told[k];
+
+		if (only >= 0 && x->dev != only) {
+			o->told[keep++] = o->told[k];
+			continue;
+		}
 		sqlite3 *db = gs__device_db(o->dev[x->dev].d);
 		sqlite3_stmt *st = NULL;
 		bool ok;
@@ -2589,7 +2682,17 @@ static void check_told(struct orc *o)
 				    x->kind == 1 ? "edit of a deleted row"
 				    : x->seq     ? "lost on arrival"
 						 : "overwritten later");
+		if (drop)
+			free(o->told[k].pk);
+		else
+			o->told[keep++] = o->told[k];
 	}
+	o->n_told = keep;
+}
+
+static void check_told(struct orc *o)
+{
+	check_told_of(o, -1, false);
 }
 
 /* ---- one seed
@@ -2777,6 +2880,7 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	}
 	o->pend_losers = pending("losers");
 	o->fam_scope = pending("scope");
+	o->fam_restore = pending("restore");
 	AMBIGUOUS = false;
 	o->dir = gs_test_tmpdir();
 	{
@@ -2804,18 +2908,19 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	for (unsigned k = 0; k < n_ops; k++) {
 		int i = (int)rnd(o, (uint64_t)o->n_dev);
 		unsigned r = (unsigned)rnd(o, 100);
-		int op = r < 18                   ? OP_HH_EDIT
-			 : r < 22                 ? OP_HH_ADD
-			 : r < 25                 ? OP_HH_DEL
-			 : r < 31                 ? OP_RES_ADD
-			 : r < 37                 ? OP_RES_EDIT
-			 : r < 47                 ? OP_VISIT
-			 : r < 57                 ? OP_REPORT
-			 : r < 75                 ? OP_MOVE
-			 : r < 78                 ? OP_CRAFT
-			 : r < 81 && o->fam_scope ? OP_HH_MOVE
-			 : r < 82 && o->fam_scope ? OP_SCOPE
-						  : OP_SYNC;
+		int op = r < 18                     ? OP_HH_EDIT
+			 : r < 22                   ? OP_HH_ADD
+			 : r < 25                   ? OP_HH_DEL
+			 : r < 31                   ? OP_RES_ADD
+			 : r < 37                   ? OP_RES_EDIT
+			 : r < 47                   ? OP_VISIT
+			 : r < 57                   ? OP_REPORT
+			 : r < 75                   ? OP_MOVE
+			 : r < 78                   ? OP_CRAFT
+			 : r < 81 && o->fam_scope   ? OP_HH_MOVE
+			 : r < 82 && o->fam_scope   ? OP_SCOPE
+			 : r < 84 && o->fam_restore ? OP_RESTORE
+						    : OP_SYNC;
 
 		o->st.ops[op]++;
 		switch (op) {
@@ -2851,6 +2956,9 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 			break;
 		case OP_SCOPE:
 			op_scope_set(o, i);
+			break;
+		case OP_RESTORE:
+			op_restore(o, i);
 			break;
 		default:
 			sync_dev(o, i);
@@ -2893,6 +3001,12 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	TOTAL.ev_stale += o->st.ev_stale;
 	TOTAL.rows_checked += o->st.rows_checked;
 	TOTAL.clamped += o->st.clamped;
+	TOTAL.scope_sets += o->st.scope_sets;
+	TOTAL.moves += o->st.moves;
+	TOTAL.honest_refused += o->st.honest_refused;
+	TOTAL.backups += o->st.backups;
+	TOTAL.restores += o->st.restores;
+	TOTAL.reinits += o->st.reinits;
 	for (int k = 0; k < 16; k++)
 		TOTAL.crafted[k] += o->st.crafted[k];
 	TOTAL.cols_checked += o->st.cols_checked;
@@ -2970,9 +3084,13 @@ static void oracle_seeds(void **state)
 	       TOTAL.overwrites, TOTAL.tombstone_edits, TOTAL.ev_applied,
 	       TOTAL.ev_noop, TOTAL.ev_review, TOTAL.ev_stale,
 	       TOTAL.rows_checked, TOTAL.cols_checked);
-	printf("oracle total: %u entries stamped by a clamped clock; crafted"
-	       " entries by kind:",
-	       TOTAL.clamped);
+	printf("oracle total: %u entries stamped by a clamped clock; %u"
+	       " households moved between grids, %u scope changes, %u honest"
+	       " entries refused by a rule the model shares; %u device"
+	       " backups, %u restores, %u re-inits; crafted entries by kind:",
+	       TOTAL.clamped, TOTAL.moves, TOTAL.scope_sets,
+	       TOTAL.honest_refused, TOTAL.backups, TOTAL.restores,
+	       TOTAL.reinits);
 	for (int k = 1; k <= N_CRAFT; k++)
 		printf(" %d:%u", k, TOTAL.crafted[k]);
 	printf("\n");
