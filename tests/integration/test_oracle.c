@@ -326,6 +326,7 @@ struct dev {
 	int n_xgrids;         /* a scope change is under way */
 	char next_scope[256]; /* set on the server, not yet synced */
 	bool has_backup;
+	int old_grids_syncs;   /* syncs the old grids still count for */
 	int64_t conflict_mark; /* gs_conflict ids seen */
 	struct stamp last;     /* of its last entry the server took */
 	uint64_t seen_seq;     /* outbox entries captured up to */
@@ -1928,6 +1929,8 @@ static void op_restore(struct orc *o, int i)
 	}
 	assert_gs_ok(gs__device_set_normal(d->d, 1));
 	d->conflict_mark = max_conflict_id(o, i);
+	if (what == 2)
+		sync_dev(o, i); /* a fresh database bootstraps first */
 }
 
 /* ---- crafted entries (a modified client) ----------------------------------
@@ -2395,10 +2398,21 @@ static void sync_dev(struct orc *o, int i)
 	}
 	if (k_clamped > 0)
 		stamp_resolve(o, o->n_push);
+	/* The server learns that the device applied a new scope from the
+	 * pull of its next sync: until then the old grids still count. */
 	if (d->next_scope[0] != '\0') {
+		char *tmp[16];
+		int n_tmp = d->n_grids;
+
+		memcpy(tmp, d->grids, sizeof(tmp));
+		memcpy(d->grids, d->xgrids, sizeof(tmp));
+		d->n_grids = d->n_xgrids;
+		memcpy(d->xgrids, tmp, sizeof(tmp));
+		d->n_xgrids = n_tmp;
 		memcpy(d->scope, d->next_scope, sizeof(d->scope));
 		d->next_scope[0] = '\0';
-		scope_resolve(o, d);
+		d->old_grids_syncs = 1;
+	} else if (d->old_grids_syncs > 0 && --d->old_grids_syncs == 0) {
 		for (int g = 0; g < d->n_xgrids; g++)
 			free(d->xgrids[g]);
 		d->n_xgrids = 0;
@@ -2464,8 +2478,9 @@ scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 			snprintf(sql, cap,
 				 "SELECT * FROM household WHERE grid_id IN %s"
 				 " OR id IN (SELECT household_id FROM issue"
-				 " WHERE id IN %s) ORDER BY id",
-				 list, issues);
+				 " WHERE assignee_worker_id = '%s' OR"
+				 " reporter_worker_id = '%s') ORDER BY id",
+				 list, d->worker, d->worker);
 			break;
 		}
 		/* fall through */
