@@ -1603,6 +1603,17 @@ static bool pick(struct orc *o, int i, const char *sql, char *out, size_t cap)
 	return true;
 }
 
+/* A call of the handheld API: it must succeed, except that with the scope
+ * family a device holds rows outside its grids (the household one of its
+ * orders names) and refuses to write them itself. */
+static void api(struct orc *o, int i, int rc, const char *what)
+{
+	if (rc == GS_OK || (rc == GS_EDENIED && o->fam_scope))
+		return;
+	fail_msg("%s on %s: %s", what, o->dev[i].id,
+		 gs_ctx_errmsg(o->dev[i].ctx));
+}
+
 static const char *const OUTCOMES[] = { "met", "not_home", "refused", "moved",
 					"vacant" };
 static const char *const KINDS[] = { "routine", "care", "follow_up" };
@@ -1631,7 +1642,7 @@ static void op_household_edit(struct orc *o, int i)
 		f[n++] = (struct gs_field){ "size", size };
 	if (n == 0 || rnd(o, 3) == 0)
 		f[n++] = (struct gs_field){ "tenure", TENURES[rnd(o, 4)] };
-	assert_gs_ok(gs_household_edit(o->dev[i].d, hh, f, n));
+	api(o, i, gs_household_edit(o->dev[i].d, hh, f, n), "household edit");
 }
 
 static void op_household_add(struct orc *o, int i)
@@ -1646,7 +1657,7 @@ static void op_household_add(struct orc *o, int i)
 				  d->grids[rnd(o, (uint64_t)d->n_grids)] };
 	f[1] = (struct gs_field){ "note", note };
 	f[2] = (struct gs_field){ "size", "2" };
-	assert_gs_ok(gs_household_add(d->d, id, f, 3));
+	api(o, i, gs_household_add(d->d, id, f, 3), "household add");
 }
 
 static void op_household_delete(struct orc *o, int i)
@@ -1654,7 +1665,8 @@ static void op_household_delete(struct orc *o, int i)
 	char hh[64];
 
 	if (pick(o, i, hh_sql, hh, sizeof(hh)))
-		assert_gs_ok(gs_household_delete(o->dev[i].d, hh));
+		api(o, i, gs_household_delete(o->dev[i].d, hh),
+		    "household delete");
 }
 
 static void op_resident_add(struct orc *o, int i)
@@ -1670,7 +1682,7 @@ static void op_resident_add(struct orc *o, int i)
 	f[0] = (struct gs_field){ "household_id", hh };
 	f[1] = (struct gs_field){ "name", name };
 	f[2] = (struct gs_field){ "relation", rnd(o, 2) ? "户主" : "子女" };
-	assert_gs_ok(gs_resident_add(o->dev[i].d, id, f, 3));
+	api(o, i, gs_resident_add(o->dev[i].d, id, f, 3), "resident add");
 }
 
 static void op_resident_edit(struct orc *o, int i)
@@ -1691,7 +1703,7 @@ static void op_resident_edit(struct orc *o, int i)
 	if (rnd(o, 2) == 0)
 		f[n++] = (struct gs_field){ "name", name };
 	f[n++] = (struct gs_field){ "employment", emp[rnd(o, 4)] };
-	assert_gs_ok(gs_resident_edit(o->dev[i].d, r, f, n));
+	api(o, i, gs_resident_edit(o->dev[i].d, r, f, n), "resident edit");
 }
 
 static void op_visit(struct orc *o, int i)
@@ -1706,7 +1718,7 @@ static void op_visit(struct orc *o, int i)
 	vo.kind = KINDS[rnd(o, 3)];
 	vo.outcome = OUTCOMES[rnd(o, 5)];
 	vo.summary = rnd(o, 2) ? "燃气检查正常" : NULL;
-	assert_gs_ok(gs_visit_add(o->dev[i].d, id, &vo));
+	api(o, i, gs_visit_add(o->dev[i].d, id, &vo), "visit");
 }
 
 static void op_report(struct orc *o, int i)
@@ -1727,7 +1739,7 @@ static void op_report(struct orc *o, int i)
 	ro.description = is.description;
 	ro.household_id = hh;
 	ro.draft = rnd(o, 8) == 0;
-	assert_gs_ok(gs_issue_report(o->dev[i].d, id, &ro));
+	api(o, i, gs_issue_report(o->dev[i].d, id, &ro), "report");
 }
 
 /* A random move the device's role may make from the issue's state as the
@@ -2893,7 +2905,9 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 
 		o->rng = gs_test_rand(&s0) ^ (seed << 17);
 	}
-	o->pend_losers = pending("losers");
+	/* Landed: every loser is told (GS_ORACLE_OFF=losers to drop). */
+	o->pend_losers = getenv("GS_ORACLE_OFF") == NULL ||
+			 strstr(getenv("GS_ORACLE_OFF"), "losers") == NULL;
 	o->fam_scope = pending("scope");
 	o->fam_restore = pending("restore");
 	AMBIGUOUS = false;
