@@ -20,6 +20,7 @@
 #include <gridsync/client_internal.h>
 #include <gridsync/hlc.h>
 #include <gridsync/outbox.h>
+#include <gridsync/purge.h>
 #include <gridsync/schema.h>
 #include <gridsync/synth.h>
 #include <gridsync/transport.h>
@@ -914,6 +915,16 @@ int gs_device_status(struct gs_device *dev, struct gs_status *out)
 	}
 	if (rc == GS_OK)
 		rc = gs__db_content_hash(dev->ctx, dev->db, out->content_hash);
+	if (rc == GS_OK) {
+		char num[32] = "";
+
+		copy_meta(dev, "scope_version", num, sizeof(num));
+		out->scope_version = strtoull(num, NULL, 10);
+		num[0] = '\0';
+		copy_meta(dev, "rescope", num, sizeof(num));
+		out->rescope = num[0] != '\0';
+		rc = gs__purge_pending(dev->ctx, dev->db, &out->purge_pending);
+	}
 	return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <gridsync/engine.h>
 #include <gridsync/hlc.h>
 #include <gridsync/outbox.h>
+#include <gridsync/purge.h>
 #include <gridsync/schema.h>
 #include <gridsync/transport.h>
 #include <gridsync/wire.h>
@@ -56,7 +57,15 @@ struct run {
 	uint64_t held;     /* ... the last device_seq of this incarnation */
 	uint64_t collided; /* entries refused: seq used with other content */
 	bool reconnect;    /* renumbered under a new incarnation: again */
-	int status;        /* result of the attempt */
+	/* Server-owned scope (Welcome): the version applied here, the one
+	 * being applied, and the ageing cut-offs. */
+	bool server_scope;
+	bool rescoping;
+	uint64_t scope_applied;
+	uint64_t scope_target;
+	int64_t visits_since_ms;
+	int64_t closed_since_ms;
+	int status; /* result of the attempt */
 	bool retryable;
 	bool finished;
 	/* The server's Error, which the close that follows must not hide
@@ -125,6 +134,7 @@ static int send_pull(struct run *r)
 	m.type = GS_MSG_PULL;
 	m.u.pull.after_seq = r->cursor;
 	m.u.pull.byte_budget = PULL_BUDGET;
+	m.u.pull.scope_version = r->scope_applied;
 	progress(r, "pull");
 	return send_msg(r, &m);
 }
@@ -377,6 +387,18 @@ static int64_t meta_i64(struct gs_device *dev, const char *key)
 	return n;
 }
 
+static uint64_t meta_u64(struct gs_device *dev, const char *key, int *rc)
+{
+	char *v = NULL;
+	uint64_t n = 0;
+
+	*rc = gs__meta_get(dev, key, &v);
+	if (*rc == GS_OK && v != NULL)
+		n = strtoull(v, NULL, 10);
+	gs__free(dev->ctx, v);
+	return n;
+}
+
 /* The last server time this device knew: the Welcome it last saw, or for
  * a database from before that was recorded, its HLC floor. 0: none. */
 static int64_t last_server_ms(struct gs_device *dev)
@@ -433,6 +455,109 @@ static int clock_note_server(struct gs_device *dev, int64_t server_ms)
 	return gs__meta_set(dev, "server_time_ms", num);
 }
 
+/*
+ * The scope is the server's. When its version or codes differ from what
+ * this device applied, a rescope starts: the codes are adopted now (the
+ * API's scope checks follow), the cursor goes back to 0 so that every row
+ * of the new scope comes down whole, and the end of the pull sweeps what
+ * left (purge.h). The outbox is pushed first, as always. A rescope cut
+ * short resumes from its cursor; a newer version restarts it.
+ */
+static int adopt_scope(struct run *r, const struct gs_msg_welcome *w)
+{
+	struct gs_device *dev = r->dev;
+	struct gs_buf codes;
+	char *held = NULL;
+	char num[32];
+	uint64_t target;
+	int rc;
+
+	r->server_scope = true;
+	r->scope_target = w->scope_version;
+	r->visits_since_ms = (int64_t)w->visits_since_ms;
+	r->closed_since_ms = (int64_t)w->closed_since_ms;
+	r->scope_applied = meta_u64(dev, "scope_version", &rc);
+	if (rc != GS_OK)
+		return rc;
+	target = meta_u64(dev, "rescope", &rc);
+	if (rc != GS_OK)
+		return rc;
+	gs__buf_init(&codes, r->ctx, 64 * 1024);
+	for (size_t i = 0; rc == GS_OK && i < w->n_scope; i++)
+		rc = gs__buf_printf(&codes, "%s%s", i ? "," : "", w->scope[i]);
+	if (rc == GS_OK)
+		rc = gs__buf_cstr(&codes);
+	if (rc == GS_OK)
+		rc = gs__meta_get(dev, "scope", &held);
+	if (rc == GS_OK &&
+	    (r->scope_applied != w->scope_version || held == NULL ||
+	     strcmp(held, (const char *)codes.data) != 0)) {
+		r->rescoping = true;
+		if (target != w->scope_version) {
+			snprintf(num, sizeof(num), "%llu",
+				 (unsigned long long)w->scope_version);
+			rc = gs__purge_rescope_begin(
+				r->ctx, dev->db, (const char *)codes.data, num);
+			r->cursor = 0;
+			GS_INFO(r->ctx, "scope version %llu: rescoping",
+				(unsigned long long)w->scope_version);
+		}
+	}
+	gs__free(r->ctx, held);
+	gs__buf_fini(&codes);
+	return rc;
+}
+
+/* The end of a pull: purge what left the scope (and what aged out), and
+ * when a rescope is done, record the version applied. */
+static int settle_scope(struct run *r)
+{
+	struct gs_purge_opts po;
+	char *codes = NULL;
+	char *worker = NULL;
+	char cur[32];
+	char ver[32];
+	size_t purged = 0;
+	int rc;
+
+	if (!r->server_scope)
+		return GS_OK;
+	memset(&po, 0, sizeof(po));
+	rc = gs__meta_get(r->dev, "scope", &codes);
+	if (rc == GS_OK)
+		rc = gs__meta_get(r->dev, "worker_id", &worker);
+	if (rc != GS_OK)
+		goto out;
+	snprintf(cur, sizeof(cur), "%llu", (unsigned long long)r->cursor);
+	snprintf(ver, sizeof(ver), "%llu", (unsigned long long)r->scope_target);
+	po.sweep = true;
+	po.rescoped = r->rescoping;
+	po.codes = codes != NULL ? codes : "";
+	po.worker_id = worker;
+	po.visits_since_ms = r->visits_since_ms;
+	po.closed_since_ms = r->closed_since_ms;
+	po.meta_key[0] = "cursor";
+	po.meta_value[0] = cur;
+	if (r->rescoping) {
+		po.meta_key[1] = "scope_version";
+		po.meta_value[1] = ver;
+		po.meta_key[2] = "rescope";
+		po.meta_value[2] = NULL;
+	}
+	rc = gs__purge_run(r->ctx, r->dev->db, &po, &purged);
+	if (rc == GS_OK) {
+		r->sum->purged += purged;
+		if (r->rescoping) {
+			r->scope_applied = r->scope_target;
+			r->rescoping = false;
+		}
+	}
+out:
+	gs__free(r->ctx, codes);
+	gs__free(r->ctx, worker);
+	return rc;
+}
+
 static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 {
 	sqlite3_stmt *st = NULL;
@@ -476,6 +601,8 @@ static int on_welcome(struct run *r, const struct gs_msg_welcome *w)
 			rc = in_txn(r, resend, &l);
 		}
 	}
+	if (rc == GS_OK && w->scope_version != 0)
+		rc = adopt_scope(r, w);
 	return rc == GS_OK ? send_push(r) : rc;
 }
 
@@ -548,6 +675,10 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 			return rc;
 		r->sum->conflicts += added;
 	}
+	/* Rows that left are noted before the rows of the same window move
+	 * the cursor past them. */
+	if (c->n_left > 0)
+		rc = gs__purge_note(r->ctx, r->dev->db, c->left, c->n_left);
 	gs__buf_init(&cs, r->ctx, GS_FRAME_MAX_CEILING);
 	for (size_t i = 0; rc == GS_OK && i < c->n_entries; i++) {
 		const struct gs_change *ch = &c->entries[i];
@@ -557,6 +688,10 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 		rc = gs__changeset_unpack(&cs, &r->z, ch->compression,
 					  ch->changeset, ch->changeset_len,
 					  ch->uncompressed_len, NULL);
+		/* A rescope keeps what its pulls bring (purge.h). */
+		if (rc == GS_OK && r->rescoping)
+			rc = gs__purge_confirm(r->ctx, r->dev->db, cs.data,
+					       cs.len);
 		if (rc == GS_OK)
 			rc = gs__apply_download(r->ctx, r->dev->db, cs.data,
 						cs.len, ch->server_seq, ch->hlc,
@@ -586,6 +721,9 @@ static int on_changes(struct run *r, const struct gs_msg_changes *c)
 	r->sum->cursor = r->cursor;
 	if (c->more)
 		return send_pull(r);
+	rc = settle_scope(r);
+	if (rc != GS_OK)
+		return rc;
 	finish(r, GS_OK, false);
 	return GS_OK;
 }

@@ -623,6 +623,17 @@ static void check_changes(struct rules *r,
 	     "Changes.conflicts missing");
 	for (size_t i = 0; r->rc == GS_OK && i < c->n_conflicts; i++)
 		check_conflict(r, &c->conflicts[i], i);
+	rule(r, c->n_left <= lim->max_items,
+	     "Changes has %zu left rows, the limit is %lu", c->n_left,
+	     (unsigned long)lim->max_items);
+	rule(r, c->left != NULL || c->n_left == 0, "Changes.left missing");
+	for (size_t i = 0; r->rc == GS_OK && i < c->n_left; i++) {
+		text(r, c->left[i].table, 1, GS_WIRE_ID_MAX,
+		     "Changes.left.table", i);
+		text(r, c->left[i].pk, 1, GS_WIRE_PK_MAX, "Changes.left.pk", i);
+		rule(r, c->left[i].server_seq >= 1,
+		     "Changes.left[%zu].server_seq 0", i);
+	}
 	if (c->n_entries == 0)
 		return;
 	if (c->entries == NULL) {
@@ -775,6 +786,9 @@ static void conv_welcome(struct rules *r,
 	o->suite = w->suite;
 	o->has_held_seq = w->has_held_seq;
 	o->held_seq = w->held_seq;
+	o->scope_version = w->has_scope_version ? w->scope_version : 0;
+	o->visits_since_ms = w->has_visits_since_ms ? w->visits_since_ms : 0;
+	o->closed_since_ms = w->has_closed_since_ms ? w->closed_since_ms : 0;
 }
 
 /* Compression and uncompressed_len as both changeset carriers use them. */
@@ -927,8 +941,20 @@ static void conv_changes(struct rules *r,
 			 struct gs_msg_changes *o,
 			 struct gs_change *arr,
 			 struct gs_conflict *con,
+			 struct gs_row_key *left,
 			 const Gs__V1__Changes *c)
 {
+	o->left = left;
+	o->n_left = c->n_left;
+	for (size_t i = 0; r->rc == GS_OK && i < c->n_left; i++) {
+		const Gs__V1__RowKey *k = c->left[i];
+
+		need(r, k->table != NULL && k->pk != NULL && k->has_server_seq,
+		     "Changes.left.table/pk/server_seq", i);
+		left[i].table = k->table;
+		left[i].pk = k->pk;
+		left[i].server_seq = k->server_seq;
+	}
 	need(r, c->has_schema_version, "Changes.schema_version", 0);
 	need(r, c->has_next_cursor, "Changes.next_cursor", 0);
 	need(r, c->has_more, "Changes.more", 0);
@@ -977,8 +1003,9 @@ static void conv_ping(struct rules *r,
 
 /*
  * Bytes of array storage the decoded message needs after the header: one
- * array for Push and Changes entries, two (results, then conflicts) for
- * PushAck, none for the rest. Welcome's scope reuses protobuf-c's array.
+ * array for Push entries, two for PushAck (results, then conflicts) and
+ * Changes (entries, then left rows), none for the rest. Welcome's scope
+ * reuses protobuf-c's array.
  */
 static int array_bytes(size_t *out, const Gs__V1__Envelope *env)
 {
@@ -986,6 +1013,8 @@ static int array_bytes(size_t *out, const Gs__V1__Envelope *env)
 	size_t s1 = 0;
 	size_t n2 = 0;
 	size_t s2 = 0;
+	size_t n3 = 0;
+	size_t s3 = 0;
 
 	switch (env->msg_case) {
 	case GS__V1__ENVELOPE__MSG_PUSH:
@@ -1003,15 +1032,18 @@ static int array_bytes(size_t *out, const Gs__V1__Envelope *env)
 		s1 = sizeof(struct gs_change);
 		n2 = env->changes->n_conflicts;
 		s2 = sizeof(struct gs_conflict);
+		n3 = env->changes->n_left;
+		s3 = sizeof(struct gs_row_key);
 		break;
 	default:
 		break;
 	}
 	/* The scan bounded every count, so this only guards odd limits. */
 	if ((s1 != 0 && n1 > SIZE_MAX / 4 / s1) ||
-	    (s2 != 0 && n2 > SIZE_MAX / 4 / s2))
+	    (s2 != 0 && n2 > SIZE_MAX / 4 / s2) ||
+	    (s3 != 0 && n3 > SIZE_MAX / 4 / s3))
 		return GS_ENOMEM;
-	*out = round_up(n1 * s1) + n2 * s2;
+	*out = round_up(n1 * s1) + round_up(n2 * s2) + n3 * s3;
 	return GS_OK;
 }
 
@@ -1050,11 +1082,23 @@ static int convert(struct rules *r, struct decoded *d, void *arrays)
 		     "Pull.after_seq/byte_budget", 0);
 		m->u.pull.after_seq = env->pull->after_seq;
 		m->u.pull.byte_budget = env->pull->byte_budget;
+		m->u.pull.scope_version = env->pull->has_scope_version
+						  ? env->pull->scope_version
+						  : 0;
 		break;
 	case GS__V1__ENVELOPE__MSG_CHANGES:
+		/* Conflicts follow the entries, then the left rows, each
+		 * aligned (array_bytes). */
 		second = (uint8_t *)arrays + round_up(env->changes->n_entries *
 						      sizeof(struct gs_change));
-		conv_changes(r, &m->u.changes, arrays, second, env->changes);
+		conv_changes(
+			r, &m->u.changes, arrays, second,
+			(struct gs_row_key
+				 *)(void *)((uint8_t *)second +
+					    round_up(env->changes->n_conflicts *
+						     sizeof(struct
+							    gs_conflict))),
+			env->changes);
 		break;
 	case GS__V1__ENVELOPE__MSG_PING:
 		conv_ping(r, &m->u.ping, env->ping->has_nonce, env->ping->nonce,
@@ -1223,7 +1267,9 @@ static size_t arena_bytes(const struct gs_msg *m)
 		n = round_up(m->u.changes.n_entries * sizeof(void *)) +
 		    m->u.changes.n_entries * round_up(sizeof(Gs__V1__Change)) +
 		    conflicts_bytes(m->u.changes.conflicts,
-				    m->u.changes.n_conflicts);
+				    m->u.changes.n_conflicts) +
+		    round_up(m->u.changes.n_left * sizeof(void *)) +
+		    m->u.changes.n_left * round_up(sizeof(Gs__V1__RowKey));
 		break;
 	default:
 		break;
@@ -1353,6 +1399,13 @@ static void enc_welcome(struct tree *t, const struct gs_msg_welcome *m)
 	o->suite = m->suite;
 	o->has_held_seq = m->has_held_seq;
 	o->held_seq = m->held_seq;
+	/* Absent when 0, so an older server's Welcome keeps its bytes. */
+	o->has_scope_version = m->scope_version != 0;
+	o->scope_version = m->scope_version;
+	o->has_visits_since_ms = m->visits_since_ms != 0;
+	o->visits_since_ms = m->visits_since_ms;
+	o->has_closed_since_ms = m->closed_since_ms != 0;
+	o->closed_since_ms = m->closed_since_ms;
 	t->env.welcome = o;
 }
 
@@ -1482,6 +1535,18 @@ enc_changes(struct tree *t, struct arena *a, const struct gs_msg_changes *m)
 	o->more = m->more;
 	o->n_conflicts = m->n_conflicts;
 	o->conflicts = enc_conflicts(a, m->conflicts, m->n_conflicts, false);
+	o->n_left = m->n_left;
+	o->left = take(a, m->n_left * sizeof(void *));
+	for (size_t i = 0; i < m->n_left; i++) {
+		Gs__V1__RowKey *x = take(a, sizeof(*x));
+
+		gs__v1__row_key__init(x);
+		x->table = (char *)m->left[i].table;
+		x->pk = (char *)m->left[i].pk;
+		x->has_server_seq = 1;
+		x->server_seq = m->left[i].server_seq;
+		o->left[i] = x;
+	}
 	t->env.changes = o;
 }
 
@@ -1494,6 +1559,8 @@ static void enc_small(struct tree *t, const struct gs_msg *m)
 		t->u.pull.has_after_seq = t->u.pull.has_byte_budget = 1;
 		t->u.pull.after_seq = m->u.pull.after_seq;
 		t->u.pull.byte_budget = m->u.pull.byte_budget;
+		t->u.pull.has_scope_version = m->u.pull.scope_version != 0;
+		t->u.pull.scope_version = m->u.pull.scope_version;
 		t->env.pull = &t->u.pull;
 		break;
 	case GS_MSG_PING:

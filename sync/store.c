@@ -134,7 +134,35 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS srv_ix_mobres_household ON"
 	" mobilization_result(household_id);"
 	"CREATE INDEX IF NOT EXISTS srv_ix_household_dwelling ON"
-	" household(dwelling_id);";
+	" household(dwelling_id);"
+	/* Rows that left a grid (grid_id) or a worker's issues (worker_id)
+	 * at server_seq: what tells a device to purge them (docs/SYNC.md,
+	 * "Scope changes"). */
+	"CREATE TABLE IF NOT EXISTS srv_leave ("
+	" server_seq INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL,"
+	" grid_id TEXT, worker_id TEXT);"
+	"CREATE INDEX IF NOT EXISTS srv_leave_seq ON srv_leave(server_seq);"
+	/* A worker's issues, for the assignee-or-reporter part of a scope. */
+	"CREATE INDEX IF NOT EXISTS srv_ix_issue_assignee ON"
+	" issue(assignee_worker_id) WHERE assignee_worker_id IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS srv_ix_issue_reporter ON"
+	" issue(reporter_worker_id) WHERE reporter_worker_id IS NOT NULL;";
+
+/* Columns added after the first release: added when missing, so a store
+ * created by an older gridsyncd keeps opening. */
+static const struct {
+	const char *table;
+	const char *column;
+	const char *decl;
+} added_cols[] = {
+	/* Server-owned scope: bumped on every change of srv_device.scope;
+	 * the codes before it while the device has not applied it. */
+	{ "srv_device", "scope_version", "INTEGER NOT NULL DEFAULT 1" },
+	{ "srv_device", "scope_acked", "INTEGER NOT NULL DEFAULT 0" },
+	{ "srv_device", "prev_scope", "TEXT" },
+	/* An issue's [assignee, reporter] as last logged. */
+	{ "srv_change", "reach", "TEXT" },
+};
 
 /* Per-table statements, prepared on first use. */
 enum tkind { TS_GET, TS_INS, TS_GRID, TS_PULL, TS_N };
@@ -176,13 +204,18 @@ enum fx {
 	FX_TAG_RESTR,
 	FX_PULL_NARROW,
 	FX_PULL_WIDE,
+	FX_CHG_OLD,
+	FX_LEAVE_PUT,
+	FX_LEAVES,
+	FX_MINE,
+	FX_ISSUE_REACH,
 	FX_N
 };
 
 struct scope_cache {
 	bool valid;
 	char dev[GS_STORE_DEVICE_MAX];
-	char codes[1024];
+	char codes[2 * GS_STORE_SCOPE_MAX];
 	struct gs_scope scope;
 	struct gs_buf json; /* ["grid",...] for the narrow pull */
 };
@@ -334,81 +367,11 @@ static int sql_pk_expr(struct gs_buf *b, const struct gs_table *t)
 	return rc;
 }
 
-/* The grid of the row of table name whose id is the SQL expression id. */
-static int sql_grid_of_id(struct gs_buf *b, const char *name, const char *id)
-{
-	if (strcmp(name, "resident") == 0)
-		return gs__buf_printf(b,
-				      "(SELECT h.grid_id FROM resident r JOIN"
-				      " household h ON h.id = r.household_id"
-				      " WHERE r.id = %s)",
-				      id);
-	if (strcmp(name, "resident_tag") == 0)
-		return gs__buf_printf(b,
-				      "(SELECT h.grid_id FROM resident_tag g"
-				      " JOIN resident r ON r.id = g.resident_id"
-				      " JOIN household h ON h.id ="
-				      " r.household_id WHERE g.id = %s)",
-				      id);
-	if (strcmp(name, "issue_event") == 0)
-		return gs__buf_printf(
-			b,
-			"(SELECT i.grid_id FROM issue_event e JOIN"
-			" issue i ON i.id = e.issue_id WHERE"
-			" e.id = %s)",
-			id);
-	/* household, visit, issue: a grid column of their own. */
-	return gs__buf_printf(b, "(SELECT grid_id FROM \"%s\" WHERE id = %s)",
-			      name, id);
-}
-
-/* Tables that may own an attachment (one-column keys, device data). */
-static const char *const owners[] = { "household", "resident", "resident_tag",
-				      "visit",     "issue",    "issue_event" };
-
-/*
- * The grid that scopes a row of t, as SQL over t's columns (named by t's
- * name), or "" appended and *global set for reference data every device
- * receives. Reference rows with a NULL grid are global too; device rows
- * with no grid get '' (in no scope).
- */
+/* The grid that scopes a row of t (one definition: scope.c). */
 static int
 sql_grid_expr(struct gs_buf *b, const struct gs_table *t, bool *global)
 {
-	char id[160];
-	int rc;
-
-	*global = false;
-	switch (t->scope) {
-	case GS_SCOPE_GRID:
-		if (t->cls == GS_CLASS_R)
-			return gs__buf_printf(b, "\"%s\".\"%s\"", t->name,
-					      t->cols[t->scope_col].name);
-		return gs__buf_printf(b, "ifnull(\"%s\".\"%s\", '')", t->name,
-				      t->cols[t->scope_col].name);
-	case GS_SCOPE_PARENT:
-		snprintf(id, sizeof(id), "\"%s\".\"%s\"", t->name,
-			 t->cols[t->scope_col].name);
-		rc = gs__buf_printf(b, "ifnull(");
-		if (rc == GS_OK)
-			rc = sql_grid_of_id(b, t->scope_parent, id);
-		return rc == GS_OK ? gs__buf_printf(b, ", '')") : rc;
-	case GS_SCOPE_OWNER:
-		snprintf(id, sizeof(id), "\"%s\".\"%s\"", t->name,
-			 t->cols[t->scope_col].name);
-		rc = gs__buf_printf(b, "ifnull(CASE \"%s\".\"%s\"", t->name,
-				    t->cols[t->scope_col - 1].name);
-		for (size_t k = 0;
-		     rc == GS_OK && k < sizeof(owners) / sizeof(*owners); k++) {
-			rc = gs__buf_printf(b, " WHEN '%s' THEN ", owners[k]);
-			if (rc == GS_OK)
-				rc = sql_grid_of_id(b, owners[k], id);
-		}
-		return rc == GS_OK ? gs__buf_printf(b, " END, '')") : rc;
-	default:
-		*global = true;
-		return GS_OK;
-	}
+	return gs__scope_grid_sql(b, t, global);
 }
 
 /* 1 for a restricted special-population tag, else 0, over t's columns. */
@@ -479,10 +442,14 @@ static int tstmt(struct gs_store *st,
 			rc = gs__buf_printf(b, " FROM \"%s\" WHERE \"%s\" = ?1",
 					    t->name, t->cols[0].name);
 		break;
-	default: /* TS_PULL: by the key's text */
+	default: /* TS_PULL: by the key's text, and whether it aged out */
 		rc = gs__buf_printf(b, "SELECT ");
 		if (rc == GS_OK)
 			rc = sql_cols(b, t);
+		if (rc == GS_OK)
+			rc = gs__buf_printf(b, ", ");
+		if (rc == GS_OK)
+			rc = gs__scope_live_sql(b, t, "?2", "?3");
 		if (rc == GS_OK)
 			rc = gs__buf_printf(b, " FROM \"%s\" WHERE ", t->name);
 		for (unsigned i = 0, k2 = 0; i < t->n_cols && rc == GS_OK;
@@ -710,6 +677,20 @@ static int op_row_insert(void *impl,
 	return rc;
 }
 
+static int reach_check(struct gs_store *st,
+		       const struct gs_table *t,
+		       const struct gs_cs_value *row);
+
+/* The columns of an issue that say which workers it reaches. */
+static uint64_t reach_cols(const struct gs_table *t)
+{
+	int a = gs__table_col(t, "assignee_worker_id");
+	int r = gs__table_col(t, "reporter_worker_id");
+
+	return (a >= 0 ? UINT64_C(1) << a : 0) |
+	       (r >= 0 ? UINT64_C(1) << r : 0);
+}
+
 /* The UPDATE of t writing exactly the columns in cols (key excluded). */
 static int upd_stmt(struct gs_store *st,
 		    const struct gs_table *t,
@@ -782,6 +763,10 @@ static int op_row_update(void *impl,
 	if (rc == GS_OK && sqlite3_changes(st->db) == 0)
 		rc = gs__err(st->ctx, GS_ECORRUPT, "%s: updated row vanished",
 			     t->name);
+	/* A new assignee or reporter changes who reaches the issue. */
+	if (rc == GS_OK && strcmp(t->name, "issue") == 0 &&
+	    (cols & reach_cols(t)) != 0)
+		rc = reach_check(st, t, row);
 	return rc;
 }
 
@@ -885,6 +870,207 @@ static int op_seq_next(void *impl, uint64_t *out)
 	return GS_OK;
 }
 
+static int republish(struct gs_store *st,
+		     const struct gs_table *t,
+		     const char *id,
+		     int depth);
+
+/* Row (t, pk) left grid (or the worker's issues) at seq. */
+static int leave_put(struct gs_store *st,
+		     uint64_t seq,
+		     const char *tbl,
+		     const char *pk,
+		     const char *grid,
+		     const char *worker)
+{
+	sqlite3_stmt *s = st->fx[FX_LEAVE_PUT];
+
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 2, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, grid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, worker, -1, SQLITE_STATIC);
+	return run(st, s);
+}
+
+/* Give the household issue id names a new server_seq, so that devices
+ * that now reach it through the issue download it. */
+static int bump_household(struct gs_store *st, const char *issue_id)
+{
+	const struct gs_table *ht = gs__manifest_find("household");
+	sqlite3_stmt *s = NULL;
+	char hh[GS_STORE_GRID_MAX] = "";
+	char grid[GS_STORE_GRID_MAX] = "";
+	uint64_t seq;
+	int rc;
+
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "SELECT h.id, h.grid_id FROM issue i JOIN household"
+			    " h ON h.id = i.household_id WHERE i.id = ?1");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, issue_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(hh, sizeof(hh), "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+		snprintf(grid, sizeof(grid), "%s",
+			 sqlite3_column_type(s, 1) == SQLITE_NULL
+				 ? ""
+				 : (const char *)sqlite3_column_text(s, 1));
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (hh[0] == '\0' || ht == NULL)
+		return GS_OK;
+	seq = ++st->seq;
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "UPDATE household SET server_seq = ?1 WHERE id ="
+			    " ?2");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 2, hh, -1, SQLITE_STATIC);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	if (rc != GS_OK)
+		return rc;
+	s = st->fx[FX_CHG_PUT];
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 2, "household", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, hh, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, grid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, 0);
+	sqlite3_bind_null(s, 6);
+	return run(st, s);
+}
+
+/*
+ * An issue's assignee or reporter changed (old and now are its
+ * [assignee, reporter] as JSON): the workers who lost it get a leave for
+ * the issue, its events, their attachments and its household; when a
+ * worker gained it, those rows get new server_seqs so that the worker's
+ * next pull brings them whole, whatever its cursor.
+ */
+static int reach_moved(struct gs_store *st,
+		       const struct gs_table *t,
+		       const char *id,
+		       const char *old,
+		       const char *now,
+		       uint64_t seq,
+		       bool fresh)
+{
+	sqlite3_stmt *s = NULL;
+	bool gained = false;
+	int rc;
+
+	rc = gs__db_prepare(
+		st->ctx, st->db, &s,
+		"WITH gone(w) AS (SELECT value FROM json_each(?2) WHERE value"
+		" IS NOT NULL EXCEPT SELECT value FROM json_each(?3)),"
+		" keys(tbl, pk) AS (SELECT 'issue', ?4"
+		" UNION ALL SELECT 'household', household_id FROM issue"
+		" WHERE id = ?4 AND household_id IS NOT NULL"
+		" UNION ALL SELECT 'issue_event', id FROM issue_event WHERE"
+		" issue_id = ?4"
+		" UNION ALL SELECT 'attachment', id FROM attachment WHERE"
+		" owner_table = 'issue' AND owner_id = ?4"
+		" UNION ALL SELECT 'attachment', a.id FROM issue_event e JOIN"
+		" attachment a ON a.owner_table = 'issue_event' AND"
+		" a.owner_id = e.id WHERE e.issue_id = ?4)"
+		" INSERT INTO srv_leave (server_seq, tbl, pk, grid_id,"
+		" worker_id) SELECT ?1, keys.tbl, keys.pk, NULL, gone.w FROM"
+		" gone, keys");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(s, 2, old != NULL ? old : "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != GS_OK)
+		return rc;
+	/* Gained: a worker in now that was not in old. */
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "SELECT count(*) FROM json_each(?1) n WHERE"
+			    " n.value IS NOT NULL AND n.value NOT IN (SELECT"
+			    " value FROM json_each(?2) WHERE value IS NOT"
+			    " NULL)");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, old != NULL ? old : "[]", -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		gained = sqlite3_column_int(s, 0) > 0;
+	sqlite3_finalize(s);
+	if (!gained || (fresh && strncmp(now, "[null,", 6) == 0))
+		return GS_OK;
+	/* A fresh issue has no events yet; its household matters only when
+	 * it was made for somebody else (an assignee at creation). */
+	if (!fresh)
+		rc = republish(st, t, id, 0);
+	if (rc == GS_OK)
+		rc = bump_household(st, id);
+	return rc;
+}
+
+/* After an update of an issue's assignee or reporter (row: its values,
+ * server_seq included): compare with what the log says and move the
+ * reach (reach_moved). */
+static int reach_check(struct gs_store *st,
+		       const struct gs_table *t,
+		       const struct gs_cs_value *row)
+{
+	sqlite3_stmt *o = st->fx[FX_CHG_OLD];
+	sqlite3_stmt *q = st->fx[FX_ISSUE_REACH];
+	sqlite3_stmt *u = NULL;
+	char pk[GS_STORE_GRID_MAX];
+	char *old = NULL;
+	char *now = NULL;
+	int is = gs__table_col(t, "server_seq");
+	bool logged = false;
+	int rc = GS_OK;
+
+	if (row[0].type != GS_CS_TEXT || row[0].len >= sizeof(pk) || is < 0 ||
+	    row[is].type != GS_CS_INT)
+		return GS_OK;
+	memcpy(pk, row[0].p, row[0].len);
+	pk[row[0].len] = '\0';
+	sqlite3_bind_text(o, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(o, 2, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(o) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(o, 1);
+
+		logged = true;
+		if (r != NULL)
+			old = gs__strdup(st->ctx, r);
+	}
+	sqlite3_reset(o);
+	sqlite3_bind_text(q, 1, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		now = gs__strdup(st->ctx,
+				 (const char *)sqlite3_column_text(q, 0));
+	sqlite3_reset(q);
+	if (logged && now != NULL && (old == NULL || strcmp(old, now) != 0)) {
+		rc = gs__db_prepare(st->ctx, st->db, &u,
+				    "UPDATE srv_change SET reach = ?2 WHERE"
+				    " tbl = 'issue' AND pk = ?1");
+		if (rc == GS_OK) {
+			sqlite3_bind_text(u, 1, pk, -1, SQLITE_STATIC);
+			sqlite3_bind_text(u, 2, now, -1, SQLITE_STATIC);
+			rc = run(st, u);
+		}
+		sqlite3_finalize(u);
+		if (rc == GS_OK)
+			rc = reach_moved(st, t, pk, old, now,
+					 (uint64_t)row[is].i, false);
+	}
+	gs__free(st->ctx, old);
+	gs__free(st->ctx, now);
+	return rc;
+}
+
 static int op_log_change(void *impl,
 			 const struct gs_table *t,
 			 const char *pk,
@@ -897,13 +1083,57 @@ static int op_log_change(void *impl,
 	/* A fresh row's plain insert needs no statement journal; replacing
 	 * an entry is a multi-row write and does. */
 	sqlite3_stmt *s = st->fx[fresh ? FX_CHG_NEW : FX_CHG_PUT];
+	sqlite3_stmt *o = st->fx[FX_CHG_OLD];
+	bool is_issue = strcmp(t->name, "issue") == 0;
+	char old_grid[GS_STORE_GRID_MAX] = "";
+	char *old_reach = NULL;
+	char *now_reach = NULL;
+	int rc = GS_OK;
 
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-	sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, pk, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, grid, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 5, restricted ? 1 : 0);
-	return run(st, s);
+	if (!fresh) {
+		/* What the log said before: a grid the row leaves. */
+		sqlite3_bind_text(o, 1, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(o, 2, pk, -1, SQLITE_STATIC);
+		if (sqlite3_step(o) == SQLITE_ROW) {
+			const char *g = (const char *)sqlite3_column_text(o, 0);
+			const char *r = (const char *)sqlite3_column_text(o, 1);
+
+			if (g != NULL)
+				snprintf(old_grid, sizeof(old_grid), "%s", g);
+			if (r != NULL && is_issue)
+				old_reach = gs__strdup(st->ctx, r);
+		}
+		sqlite3_reset(o);
+		if (old_grid[0] != '\0' &&
+		    (grid == NULL || strcmp(grid, old_grid) != 0))
+			rc = leave_put(st, seq, t->name, pk, old_grid, NULL);
+	}
+	if (rc == GS_OK && is_issue) {
+		sqlite3_stmt *q = st->fx[FX_ISSUE_REACH];
+
+		sqlite3_bind_text(q, 1, pk, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			now_reach = gs__strdup(
+				st->ctx,
+				(const char *)sqlite3_column_text(q, 0));
+		sqlite3_reset(q);
+	}
+	if (rc == GS_OK) {
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+		sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, grid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 5, restricted ? 1 : 0);
+		sqlite3_bind_text(s, 6, now_reach, -1, SQLITE_STATIC);
+		rc = run(st, s);
+	}
+	if (rc == GS_OK && now_reach != NULL &&
+	    (old_reach == NULL ? strcmp(now_reach, "[null,null]") != 0
+			       : strcmp(old_reach, now_reach) != 0))
+		rc = reach_moved(st, t, pk, old_reach, now_reach, seq, fresh);
+	gs__free(st->ctx, old_reach);
+	gs__free(st->ctx, now_reach);
+	return rc;
 }
 
 static int
@@ -1289,6 +1519,45 @@ static int load_seq(struct gs_store *st)
 	return rc;
 }
 
+/* Add the columns of added_cols a store lacks (one made by an older
+ * gridsyncd); an issue's reach is filled in when its column is new. */
+static int add_columns(struct gs_store *st)
+{
+	int rc = GS_OK;
+
+	for (size_t i = 0;
+	     rc == GS_OK && i < sizeof(added_cols) / sizeof(*added_cols); i++) {
+		sqlite3_stmt *s = NULL;
+		bool have = false;
+		char sql[256];
+
+		rc = gs__db_prepare(st->ctx, st->db, &s,
+				    "SELECT 1 FROM pragma_table_info(?1) WHERE"
+				    " name = ?2");
+		if (rc != GS_OK)
+			break;
+		sqlite3_bind_text(s, 1, added_cols[i].table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, added_cols[i].column, -1,
+				  SQLITE_STATIC);
+		have = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_finalize(s);
+		if (have)
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s",
+			 added_cols[i].table, added_cols[i].column,
+			 added_cols[i].decl);
+		rc = gs__db_exec(st->ctx, st->db, sql);
+		if (rc == GS_OK && strcmp(added_cols[i].column, "reach") == 0)
+			rc = gs__db_exec(
+				st->ctx, st->db,
+				"UPDATE srv_change SET reach = (SELECT"
+				" json_array(assignee_worker_id,"
+				" reporter_worker_id) FROM issue WHERE issue.id"
+				" = srv_change.pk) WHERE tbl = 'issue'");
+	}
+	return rc;
+}
+
 static int set_cache(struct gs_store *st, int kib)
 {
 	char pragma[64];
@@ -1325,10 +1594,11 @@ static int prepare_fixed(struct gs_store *st)
 			   " pk, col) DO UPDATE SET hlc = excluded.hlc,"
 			   " device = excluded.device"),
 		S(CHG_PUT, "INSERT OR REPLACE INTO srv_change (server_seq,"
-			   " tbl, pk, grid_id, restricted) VALUES (?1, ?2,"
-			   " ?3, ?4, ?5)"),
+			   " tbl, pk, grid_id, restricted, reach) VALUES (?1,"
+			   " ?2, ?3, ?4, ?5, ?6)"),
 		S(CHG_NEW, "INSERT INTO srv_change (server_seq, tbl, pk,"
-			   " grid_id, restricted) VALUES (?1, ?2, ?3, ?4, ?5)"),
+			   " grid_id, restricted, reach) VALUES (?1, ?2, ?3,"
+			   " ?4, ?5, ?6)"),
 		S(CF_PUT, "INSERT INTO srv_conflict (device_id, device_seq,"
 			  " tbl, pk, col, winner_device, winner_hlc,"
 			  " winner_value, loser_device, loser_hlc,"
@@ -1380,12 +1650,66 @@ static int prepare_fixed(struct gs_store *st)
 		S(PULL_WIDE, "SELECT server_seq, tbl, pk, grid_id"
 			     " FROM srv_change WHERE server_seq > ?1"
 			     " AND restricted = 0 ORDER BY server_seq"),
+		S(CHG_OLD, "SELECT grid_id, reach FROM srv_change WHERE"
+			   " tbl = ?1 AND pk = ?2"),
+		S(LEAVE_PUT, "INSERT INTO srv_leave (server_seq, tbl, pk,"
+			     " grid_id, worker_id) VALUES (?1, ?2, ?3, ?4,"
+			     " ?5)"),
+		S(LEAVES, "SELECT server_seq, tbl, pk, grid_id, worker_id"
+			  " FROM srv_leave WHERE server_seq > ?1 AND"
+			  " server_seq <= ?2 ORDER BY server_seq"),
+		S(ISSUE_REACH, "SELECT json_array(assignee_worker_id,"
+			       " reporter_worker_id) FROM issue WHERE id ="
+			       " ?1"),
 #undef S
 	};
 	int rc = GS_OK;
 
 	for (size_t i = 0; i < FX_N && rc == GS_OK; i++)
-		rc = prep(st, &st->fx[i], fixed[i]);
+		if (i != FX_MINE)
+			rc = prep(st, &st->fx[i], fixed[i]);
+	/* The worker's own issues (assignee or reporter, not aged out: ?3)
+	 * and what comes with them, changed after ?1: the part of a scope
+	 * that is not a grid. A handful of rows per worker, by index. */
+	st->sql.len = 0;
+	if (rc == GS_OK)
+		rc = gs__buf_printf(
+			&st->sql,
+			"WITH mine(id, hh) AS (SELECT id, household_id FROM"
+			" issue WHERE assignee_worker_id = ?2 AND ");
+	if (rc == GS_OK)
+		rc = gs__scope_live_sql(&st->sql, gs__manifest_find("issue"),
+					"?3", "?3");
+	if (rc == GS_OK)
+		rc = gs__buf_printf(&st->sql,
+				    " UNION SELECT id, household_id FROM issue"
+				    " WHERE reporter_worker_id = ?2 AND ");
+	if (rc == GS_OK)
+		rc = gs__scope_live_sql(&st->sql, gs__manifest_find("issue"),
+					"?3", "?3");
+	if (rc == GS_OK)
+		rc = gs__buf_printf(
+			&st->sql,
+			"), keys(tbl, pk) AS (SELECT 'issue', id FROM mine"
+			" UNION ALL SELECT 'household', hh FROM mine WHERE hh"
+			" IS NOT NULL"
+			" UNION ALL SELECT 'issue_event', e.id FROM mine JOIN"
+			" issue_event e ON e.issue_id = mine.id"
+			" UNION ALL SELECT 'attachment', a.id FROM mine JOIN"
+			" attachment a ON a.owner_id = mine.id AND"
+			" a.owner_table = 'issue'"
+			" UNION ALL SELECT 'attachment', a.id FROM mine JOIN"
+			" issue_event e ON e.issue_id = mine.id JOIN"
+			" attachment a ON a.owner_id = e.id AND"
+			" a.owner_table = 'issue_event')"
+			" SELECT DISTINCT c.server_seq, c.tbl, c.pk FROM keys"
+			" JOIN srv_change c ON c.tbl = keys.tbl AND c.pk ="
+			" keys.pk WHERE c.server_seq > ?1 AND c.restricted ="
+			" 0 ORDER BY c.server_seq");
+	if (rc == GS_OK)
+		rc = gs__buf_cstr(&st->sql);
+	if (rc == GS_OK)
+		rc = prep(st, &st->fx[FX_MINE], (const char *)st->sql.data);
 	return rc;
 }
 
@@ -1426,6 +1750,8 @@ int gs__store_open(struct gs_store **out,
 		if (rc == GS_OK)
 			rc = upgrade_conflicts(st);
 		if (rc == GS_OK)
+			rc = add_columns(st);
+		if (rc == GS_OK)
 			rc = meta_server_id(st, create);
 		if (rc == GS_OK)
 			rc = gs__db_exec(ctx, st->db, "COMMIT");
@@ -1457,7 +1783,7 @@ void gs__store_close(struct gs_store *st)
 			sqlite3_finalize(st->upd[t][k].st);
 	}
 	fixed = &st->fx[FX_BEGIN];
-	for (sqlite3_stmt **s = fixed; s <= &st->fx[FX_PULL_WIDE]; s++)
+	for (sqlite3_stmt **s = fixed; s < &st->fx[FX_N]; s++)
 		sqlite3_finalize(*s);
 	gs__scope_fini(&st->sc.scope);
 	gs__buf_fini(&st->sc.json);
@@ -1479,22 +1805,52 @@ sqlite3 *gs__store_db(struct gs_store *st)
 
 /* ---- scope cache ----------------------------------------------------- */
 
+static int scope_codes(struct gs_store *st,
+		       const char *dev_id,
+		       const char *codes,
+		       const struct gs_scope **out);
+
+/* The grids dev's pulls and scope hash cover. */
 static int scope_for(struct gs_store *st,
 		     const struct gs_store_device *dev,
 		     const struct gs_scope **out)
 {
+	return scope_codes(st, dev->id, dev->scope, out);
+}
+
+/* The grids dev's pushes are judged against: its scope, and while it has
+ * not applied its last scope change, the scope before it too (an edit
+ * saved under the old scope must not be refused for the change). */
+static int push_scope_for(struct gs_store *st,
+			  const struct gs_store_device *dev,
+			  const struct gs_scope **out)
+{
+	char both[2 * GS_STORE_SCOPE_MAX];
+
+	if (dev->scope_acked >= dev->scope_version ||
+	    dev->prev_scope[0] == '\0')
+		return scope_for(st, dev, out);
+	snprintf(both, sizeof(both), "%s,%s", dev->prev_scope, dev->scope);
+	return scope_codes(st, dev->id, both, out);
+}
+
+static int scope_codes(struct gs_store *st,
+		       const char *dev_id,
+		       const char *codes,
+		       const struct gs_scope **out)
+{
 	struct scope_cache *c = &st->sc;
 	int rc;
 
-	if (c->valid && strcmp(c->dev, dev->id) == 0 &&
-	    strcmp(c->codes, dev->scope) == 0) {
+	if (c->valid && strcmp(c->dev, dev_id) == 0 &&
+	    strcmp(c->codes, codes) == 0) {
 		*out = &c->scope;
 		return GS_OK;
 	}
 	c->valid = false;
 	gs__scope_fini(&c->scope);
 	c->json.len = 0;
-	rc = gs__scope_load(&c->scope, st->ctx, st->db, dev->scope);
+	rc = gs__scope_load(&c->scope, st->ctx, st->db, codes);
 	if (rc == GS_OK)
 		rc = gs__buf_printf(&c->json, "[");
 	for (size_t i = 0; rc == GS_OK && i < c->scope.n; i++) {
@@ -1510,8 +1866,8 @@ static int scope_for(struct gs_store *st,
 		gs__scope_fini(&c->scope);
 		return rc;
 	}
-	snprintf(c->dev, sizeof(c->dev), "%s", dev->id);
-	snprintf(c->codes, sizeof(c->codes), "%s", dev->scope);
+	snprintf(c->dev, sizeof(c->dev), "%s", dev_id);
+	snprintf(c->codes, sizeof(c->codes), "%s", codes);
 	c->valid = true;
 	*out = &c->scope;
 	return GS_OK;
@@ -1557,7 +1913,7 @@ static int publish_table(struct gs_store *st, const struct gs_table *t)
 		rc = gs__buf_printf(
 			b,
 			"INSERT OR REPLACE INTO srv_change"
-			" (server_seq, tbl, pk, grid_id, restricted)"
+			" (server_seq, tbl, pk, grid_id, restricted, reach)"
 			" SELECT server_seq, '%s', ",
 			t->name);
 	if (rc == GS_OK)
@@ -1572,6 +1928,12 @@ static int publish_table(struct gs_store *st, const struct gs_table *t)
 		rc = gs__buf_printf(b, ", ");
 	if (rc == GS_OK)
 		rc = sql_restricted_expr(b, t);
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, ", %s",
+				    strcmp(t->name, "issue") == 0
+					    ? "json_array(assignee_worker_id,"
+					      " reporter_worker_id)"
+					    : "NULL");
 	if (rc == GS_OK)
 		rc = gs__buf_printf(b,
 				    " FROM \"%s\" WHERE server_seq > %llu"
@@ -1657,6 +2019,12 @@ device_read(struct gs_store *st, sqlite3_stmt *s, struct gs_store_device *out)
 	out->revoked = sqlite3_column_int(s, 4) != 0;
 	out->last_seen_ms = sqlite3_column_int64(s, 5);
 	out->last_seq = (uint64_t)sqlite3_column_int64(s, 6);
+	out->scope_version = (uint64_t)sqlite3_column_int64(s, 7);
+	out->scope_acked = (uint64_t)sqlite3_column_int64(s, 8);
+	snprintf(out->prev_scope, sizeof(out->prev_scope), "%s",
+		 sqlite3_column_type(s, 9) == SQLITE_NULL
+			 ? ""
+			 : (const char *)sqlite3_column_text(s, 9));
 	(void)st;
 	return GS_OK;
 }
@@ -1674,7 +2042,8 @@ int gs__store_device_get(struct gs_store *st,
 			    "SELECT id, worker_id, role, scope, revoked,"
 			    " last_seen_ms, ifnull((SELECT max(device_seq)"
 			    " FROM srv_received WHERE device_id = d.id), 0)"
-			    " % 1099511627776"
+			    " % 1099511627776,"
+			    " scope_version, scope_acked, prev_scope"
 			    " FROM srv_device d WHERE id = ?1");
 	if (rc != GS_OK)
 		return rc;
@@ -1839,8 +2208,9 @@ int gs__store_enroll_ex(struct gs_store *st,
 			    " scope, revoked, enrolled_at) VALUES (?1, ?2, ?3,"
 			    " ?4, 0, ?5) ON CONFLICT (id) DO UPDATE SET"
 			    " worker_id = excluded.worker_id, role ="
-			    " excluded.role, scope = excluded.scope,"
-			    " revoked = 0");
+			    " excluded.role, revoked = 0");
+	/* Re-enrolment keeps the scope here: a new one goes through
+	 * gs__store_scope_set below, which moves the scope version on. */
 	if (rc == GS_OK) {
 		sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, worker_id, -1, SQLITE_STATIC);
@@ -1867,9 +2237,7 @@ int gs__store_enroll_ex(struct gs_store *st,
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	if (out != NULL)
-		rc = gs__store_device_get(st, device_id, out);
-	return rc;
+	return gs__store_scope_set(st, device_id, scope, out);
 }
 
 int gs__store_enroll(struct gs_store *st,
@@ -2002,6 +2370,82 @@ int gs__store_incarnation(struct gs_store *st,
 	return op_received_last(st, device_id, *base_out, held_out);
 }
 
+int gs__store_scope_set(struct gs_store *st,
+			const char *device_id,
+			const char *scope,
+			struct gs_store_device *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && device_id != NULL && scope != NULL);
+	if (strlen(scope) >= GS_STORE_SCOPE_MAX)
+		return gs__err(st->ctx, GS_EINVAL,
+			       "scope: at most %d bytes of codes",
+			       GS_STORE_SCOPE_MAX - 1);
+	/* prev_scope: what the device may still hold unsent edits for.
+	 * While it has not applied the last change either, both count. */
+	rc = gs__db_prepare(
+		st->ctx, st->db, &s,
+		"UPDATE srv_device SET prev_scope = CASE WHEN scope_acked >="
+		" scope_version OR prev_scope IS NULL OR prev_scope = '' OR"
+		" length(prev_scope) + length(scope) >= ?3 THEN scope ELSE"
+		" prev_scope || ',' || scope END, scope = ?2, scope_version ="
+		" scope_version + 1 WHERE id = ?1 AND scope <> ?2");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, GS_STORE_SCOPE_MAX - 1);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	st->sc.valid = false;
+	if (rc == GS_OK && sqlite3_changes(st->db) > 0)
+		GS_INFO(st->ctx, "device %.64s: new scope", device_id);
+	if (rc == GS_OK && out != NULL)
+		rc = gs__store_device_get(st, device_id, out);
+	else if (rc == GS_OK) {
+		struct gs_store_device d;
+
+		rc = gs__store_device_get(st, device_id, &d);
+	}
+	return rc;
+}
+
+int gs__store_scope_applied(struct gs_store *st,
+			    struct gs_store_device *dev,
+			    uint64_t v)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	GS_CHECK_ARG(st != NULL && dev != NULL);
+	if (v == 0 || v != dev->scope_version || dev->scope_acked >= v)
+		return GS_OK;
+	rc = gs__db_prepare(st->ctx, st->db, &s,
+			    "UPDATE srv_device SET scope_acked = ?2 WHERE id ="
+			    " ?1 AND scope_version = ?2");
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, dev->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)v);
+	rc = run(st, s);
+	sqlite3_finalize(s);
+	if (rc == GS_OK)
+		dev->scope_acked = v;
+	return rc;
+}
+
+void gs__store_scope_cutoffs(int64_t now_ms,
+			     int64_t *visits_since_ms,
+			     int64_t *closed_since_ms)
+{
+	const int64_t day = INT64_C(86400000);
+
+	*visits_since_ms = now_ms - GS_SCOPE_VISIT_DAYS * day;
+	*closed_since_ms = now_ms - GS_SCOPE_CLOSED_DAYS * day;
+}
+
 int gs__store_device_seen(struct gs_store *st, const char *device_id)
 {
 	sqlite3_stmt *s = NULL;
@@ -2055,7 +2499,7 @@ int gs__store_push(struct gs_store *st,
 	GS_CHECK_ARG(st != NULL && dev != NULL && out != NULL &&
 		     (entries != NULL || n == 0));
 	memset(out, 0, sizeof(*out));
-	rc = scope_for(st, dev, &scope);
+	rc = push_scope_for(st, dev, &scope);
 	if (rc == GS_OK)
 		rc = gs__merge_push(&sqlite_ops, st, st->ctx, dev, scope,
 				    entries, n, out);
@@ -2070,12 +2514,18 @@ void gs__store_pull_out_init(struct gs_store_pull_out *out, struct gs_ctx *ctx)
 	memset(out, 0, sizeof(*out));
 	gs__buf_init(&out->changeset, ctx, GS_FRAME_MAX_CEILING);
 	gs__buf_init(&out->cstrings, ctx, GS_FRAME_MAX_CEILING);
+	gs__buf_init(&out->keys, ctx, GS_FRAME_MAX_CEILING);
 }
 
 void gs__store_pull_out_fini(struct gs_store_pull_out *out)
 {
 	if (out == NULL)
 		return;
+	if (out->keys.ctx != NULL)
+		gs__free(out->keys.ctx, out->left);
+	out->left = NULL;
+	out->n_left = out->cap_left = 0;
+	gs__buf_fini(&out->keys);
 	gs__buf_fini(&out->changeset);
 	if (out->cstrings.ctx != NULL)
 		gs__free(out->cstrings.ctx, out->conflicts);
@@ -2325,6 +2775,261 @@ static size_t header_len(const struct gs_table *t)
 	return 1 + (t->n_cols >= 128 ? 2 : 1) + t->n_cols + strlen(t->name) + 1;
 }
 
+/* temp.gs_scope_grid := the grids of scope, for the SQL scope rule. */
+static int scope_temp(struct gs_store *st, const struct gs_scope *scope)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = gs__db_exec(st->ctx, st->db,
+			     "CREATE TEMP TABLE IF NOT EXISTS gs_scope_grid"
+			     " (id TEXT PRIMARY KEY);"
+			     "DELETE FROM temp.gs_scope_grid;");
+
+	if (rc == GS_OK)
+		rc = gs__db_prepare(st->ctx, st->db, &s,
+				    "INSERT OR IGNORE INTO temp.gs_scope_grid"
+				    " VALUES (?1)");
+	for (size_t i = 0; rc == GS_OK && i < scope->n; i++) {
+		sqlite3_bind_text(s, 1, scope->ids[i], -1, SQLITE_STATIC);
+		rc = run(st, s);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Cut-offs of the ageing rule now, as the rows' ISO-8601 text. */
+static void cut_texts(struct gs_store *st,
+		      char visits[GS_TIME_LEN],
+		      char closed[GS_TIME_LEN])
+{
+	int64_t v;
+	int64_t c;
+
+	gs__store_scope_cutoffs(gs__clock_wall_ms(st->ctx), &v, &c);
+	gs__time_format(visits, v);
+	gs__time_format(closed, c);
+}
+
+/* Is row (t, pk) in dev's scope now (temp.gs_scope_grid filled)? A row
+ * that does not exist is not. Rare: only for rows that left a grid or a
+ * worker, so the statement is prepared per call. */
+static int in_scope_now(struct gs_store *st,
+			const struct gs_store_device *dev,
+			const struct gs_table *t,
+			const char *pk,
+			const char *vcut,
+			const char *ccut,
+			bool *in)
+{
+	struct gs_scope_sql p = { "(SELECT id FROM temp.gs_scope_grid)", "?2",
+				  "?3", "?4" };
+	struct gs_buf *b = &st->filt;
+	sqlite3_stmt *s = NULL;
+	bool all = false;
+	int rc;
+
+	*in = false;
+	b->len = 0;
+	rc = gs__buf_printf(b, "SELECT ");
+	if (rc == GS_OK)
+		rc = gs__scope_row_sql(b, t, &p, &all);
+	if (rc == GS_OK && all)
+		rc = gs__buf_printf(b, "1");
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, ", ?2, ?3, ?4 FROM \"%s\" WHERE ",
+				    t->name);
+	if (rc == GS_OK)
+		rc = sql_pk_expr(b, t);
+	if (rc == GS_OK)
+		rc = gs__buf_printf(b, " = ?1");
+	if (rc == GS_OK)
+		rc = gs__buf_cstr(b);
+	if (rc == GS_OK)
+		rc = gs__db_prepare(st->ctx, st->db, &s, (const char *)b->data);
+	if (rc != GS_OK)
+		return rc;
+	sqlite3_bind_text(s, 1, pk, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, dev->worker_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, vcut, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, ccut, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*in = sqlite3_column_int(s, 0) != 0;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? GS_OK
+		     : gs__err_from_sqlite(st->ctx, rc, st->db);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+#define LEFT_MAX 8192 /* left rows in one Changes (the wire allows 16384) */
+
+static int left_add(struct gs_store_pull_out *out,
+		    struct gs_ctx *ctx,
+		    const char *tbl,
+		    const char *pk,
+		    uint64_t seq)
+{
+	size_t at = out->keys.len;
+	int rc;
+
+	if (out->n_left == out->cap_left) {
+		size_t cap = out->cap_left ? out->cap_left * 2 : 16;
+		struct gs_row_key *l =
+			gs__realloc(ctx, out->left, cap * sizeof(*l));
+
+		if (l == NULL)
+			return GS_ENOMEM;
+		out->left = l;
+		out->cap_left = cap;
+	}
+	rc = gs__buf_append(&out->keys, tbl, strlen(tbl) + 1);
+	if (rc == GS_OK)
+		rc = gs__buf_append(&out->keys, pk, strlen(pk) + 1);
+	if (rc != GS_OK)
+		return rc;
+	/* Offsets for now: the buffer may still move. */
+	out->left[out->n_left].table = (const char *)(uintptr_t)at;
+	out->left[out->n_left].pk =
+		(const char *)(uintptr_t)(at + strlen(tbl) + 1);
+	out->left[out->n_left].server_seq = seq;
+	out->n_left++;
+	return GS_OK;
+}
+
+/* The rows of dev's scope that left it in (after, upto]. */
+static int pull_left(struct gs_store *st,
+		     const struct gs_store_device *dev,
+		     const struct gs_scope *scope,
+		     uint64_t after,
+		     uint64_t *upto,
+		     bool *more,
+		     const char *vcut,
+		     const char *ccut,
+		     struct gs_store_pull_out *out)
+{
+	sqlite3_stmt *q = st->fx[FX_LEAVES];
+	bool temp_ready = false;
+	int step = SQLITE_DONE;
+	int rc = GS_OK;
+
+	/* From 0 a device holds nothing it has not swept (a rescope). */
+	if (after == 0)
+		goto fix;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)*upto);
+	while (rc == GS_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(q, 0);
+		const char *tbl = (const char *)sqlite3_column_text(q, 1);
+		const char *pk = (const char *)sqlite3_column_text(q, 2);
+		const char *grid = (const char *)sqlite3_column_text(q, 3);
+		const char *w = (const char *)sqlite3_column_text(q, 4);
+		const struct gs_table *t = tbl ? gs__manifest_find(tbl) : NULL;
+		bool in = false;
+
+		if (t == NULL || pk == NULL)
+			continue;
+		if (!(grid != NULL && gs__scope_has(scope, grid)) &&
+		    !(w != NULL && strcmp(w, dev->worker_id) == 0))
+			continue;
+		if (out->n_left >= LEFT_MAX) {
+			/* The rest in the next answer: the window ends
+			 * before this one (rows after it come again). */
+			*upto = seq - 1;
+			*more = true;
+			break;
+		}
+		if (!temp_ready) {
+			rc = scope_temp(st, scope);
+			temp_ready = true;
+		}
+		if (rc == GS_OK)
+			rc = in_scope_now(st, dev, t, pk, vcut, ccut, &in);
+		if (rc == GS_OK && !in)
+			rc = left_add(out, st->ctx, t->name, pk, seq);
+	}
+	if (rc == GS_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = gs__err_from_sqlite(st->ctx, step, st->db);
+	sqlite3_reset(q);
+fix:
+	for (size_t i = 0; rc == GS_OK && i < out->n_left; i++) {
+		out->left[i].table = (const char *)out->keys.data +
+				     (uintptr_t)out->left[i].table;
+		out->left[i].pk = (const char *)out->keys.data +
+				  (uintptr_t)out->left[i].pk;
+	}
+	return rc;
+}
+
+/* The worker's own rows changed after `after` (FX_MINE), in order. */
+struct mine {
+	struct gs_buf strs; /* tbl\0pk\0 ... */
+	uint64_t *seq;
+	size_t *off;
+	size_t n;
+	size_t cap;
+	size_t next;
+};
+
+static int mine_load(struct gs_store *st,
+		     const struct gs_store_device *dev,
+		     uint64_t after,
+		     const char *ccut,
+		     struct mine *m)
+{
+	sqlite3_stmt *q = st->fx[FX_MINE];
+	int step;
+	int rc = GS_OK;
+
+	if (dev->worker_id[0] == '\0')
+		return GS_OK;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
+	sqlite3_bind_text(q, 2, dev->worker_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, ccut, -1, SQLITE_STATIC);
+	while (rc == GS_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *tbl = (const char *)sqlite3_column_text(q, 1);
+		const char *pk = (const char *)sqlite3_column_text(q, 2);
+
+		if (m->n == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 64;
+			uint64_t *sq =
+				gs__realloc(st->ctx, m->seq, cap * sizeof(*sq));
+			size_t *of;
+
+			if (sq == NULL) {
+				rc = GS_ENOMEM;
+				break;
+			}
+			m->seq = sq;
+			of = gs__realloc(st->ctx, m->off, cap * sizeof(*of));
+			if (of == NULL) {
+				rc = GS_ENOMEM;
+				break;
+			}
+			m->off = of;
+			m->cap = cap;
+		}
+		m->seq[m->n] = (uint64_t)sqlite3_column_int64(q, 0);
+		m->off[m->n] = m->strs.len;
+		rc = gs__buf_append(&m->strs, tbl ? tbl : "",
+				    strlen(tbl ? tbl : "") + 1);
+		if (rc == GS_OK)
+			rc = gs__buf_append(&m->strs, pk ? pk : "",
+					    strlen(pk ? pk : "") + 1);
+		m->n++;
+	}
+	if (rc == GS_OK && step != SQLITE_DONE)
+		rc = gs__err_from_sqlite(st->ctx, step, st->db);
+	sqlite3_reset(q);
+	return rc;
+}
+
+static void mine_fini(struct gs_store *st, struct mine *m)
+{
+	gs__free(st->ctx, m->seq);
+	gs__free(st->ctx, m->off);
+	gs__buf_fini(&m->strs);
+}
+
 int gs__store_pull(struct gs_store *st,
 		   const struct gs_store_device *dev,
 		   uint64_t after,
@@ -2338,25 +3043,37 @@ int gs__store_pull(struct gs_store *st,
 	bool limited = false;
 	const struct gs_scope *scope = NULL;
 	sqlite3_stmt *q = NULL;
+	struct mine mine;
+	char vcut[GS_TIME_LEN];
+	char ccut[GS_TIME_LEN];
 	size_t total = 0;
 	size_t n_rows = 0;
 	uint64_t cursor = after;
 	uint64_t max_hlc = 0;
 	bool wide;
 	bool more = false;
+	bool q_have = false;
+	bool q_done = false;
 	int step = SQLITE_DONE;
 	int rc;
 
 	GS_CHECK_ARG(st != NULL && dev != NULL && out != NULL);
+	memset(&mine, 0, sizeof(mine));
+	gs__buf_init(&mine.strs, st->ctx, GS_FRAME_MAX_CEILING);
 	for (size_t i = 0; i < MAX_TABLES; i++)
 		gs__buf_init(&recs[i], st->ctx, GS_FRAME_MAX_CEILING);
 	if (byte_budget == 0)
 		byte_budget = 1;
 	if (byte_budget > PULL_MAX_BYTES)
 		byte_budget = PULL_MAX_BYTES;
+	out->n_left = 0;
+	out->keys.len = 0;
+	cut_texts(st, vcut, ccut);
 	rc = scope_for(st, dev, &scope);
 	if (rc == GS_OK)
 		rc = cf_load(st, dev->id, after, out, offs, &limit);
+	if (rc == GS_OK)
+		rc = mine_load(st, dev, after, ccut, &mine);
 	if (rc != GS_OK)
 		goto done;
 	/* Cursors are unsigned: server_seq never passes 2^63-1 (SQLite's
@@ -2376,20 +3093,53 @@ int gs__store_pull(struct gs_store *st,
 	if (!wide)
 		sqlite3_bind_text(q, 2, (const char *)st->sc.json.data, -1,
 				  SQLITE_STATIC);
-	while (rc == GS_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
-		uint64_t seq = (uint64_t)sqlite3_column_int64(q, 0);
-		const char *name = (const char *)sqlite3_column_text(q, 1);
-		const char *pk = (const char *)sqlite3_column_text(q, 2);
-		const struct gs_table *t = gs__manifest_find(name);
+	/* Two streams in server_seq order, merged: the grids' rows (q) and
+	 * the worker's own issues (mine); a row in both is taken once. */
+	for (;;) {
+		uint64_t seq;
+		const char *name;
+		const char *pk;
+		const struct gs_table *t;
 		sqlite3_stmt *g = NULL;
 		size_t size;
 		size_t hdr;
 		int ih;
+		int live;
 
-		if (wide && sqlite3_column_type(q, 3) != SQLITE_NULL &&
-		    !gs__scope_has(scope,
-				   (const char *)sqlite3_column_text(q, 3)))
-			continue;
+		if (rc != GS_OK)
+			break;
+		if (!q_have && !q_done) {
+			step = sqlite3_step(q);
+			if (step == SQLITE_ROW)
+				q_have = true;
+			else
+				q_done = true;
+		}
+		if (!q_have && mine.next >= mine.n)
+			break;
+		if (q_have && (mine.next >= mine.n ||
+			       (uint64_t)sqlite3_column_int64(q, 0) <
+				       mine.seq[mine.next])) {
+			seq = (uint64_t)sqlite3_column_int64(q, 0);
+			name = (const char *)sqlite3_column_text(q, 1);
+			pk = (const char *)sqlite3_column_text(q, 2);
+			q_have = false;
+			if (wide && sqlite3_column_type(q, 3) != SQLITE_NULL &&
+			    !gs__scope_has(
+				    scope,
+				    (const char *)sqlite3_column_text(q, 3)))
+				continue;
+		} else {
+			seq = mine.seq[mine.next];
+			name = (const char *)mine.strs.data +
+			       mine.off[mine.next];
+			pk = name + strlen(name) + 1;
+			mine.next++;
+			if (q_have &&
+			    (uint64_t)sqlite3_column_int64(q, 0) == seq)
+				q_have = false; /* the same row */
+		}
+		t = gs__manifest_find(name);
 		if (t == NULL || pk == NULL)
 			continue; /* a table of a newer schema */
 		if (seq > limit) {
@@ -2400,6 +3150,8 @@ int gs__store_pull(struct gs_store *st,
 		if (rc != GS_OK)
 			break;
 		sqlite3_bind_text(g, 1, pk, -1, SQLITE_STATIC);
+		sqlite3_bind_text(g, 2, vcut, -1, SQLITE_STATIC);
+		sqlite3_bind_text(g, 3, ccut, -1, SQLITE_STATIC);
 		if (sqlite3_step(g) != SQLITE_ROW) {
 			/* Rows are tombstoned, never removed. */
 			sqlite3_reset(g);
@@ -2408,6 +3160,24 @@ int gs__store_pull(struct gs_store *st,
 				     "missing",
 				     t->name, (unsigned long long)seq);
 			break;
+		}
+		live = sqlite3_column_int(g, (int)t->n_cols);
+		if (!live) {
+			sqlite3_reset(g);
+			/* Aged out of every scope (scope.h): never sent; a
+			 * device with a cursor may hold an older version of
+			 * it, and is told to purge it. A device starting
+			 * from 0 holds none it has not swept (rescope). */
+			if (after > 0) {
+				rc = left_add(out, st->ctx, t->name, pk, seq);
+				cursor = seq;
+				if (rc == GS_OK &&
+				    out->n_left >= LEFT_MAX / 2) {
+					more = true;
+					break;
+				}
+			}
+			continue;
 		}
 		for (unsigned i = 0; i < t->n_cols; i++)
 			column_value(g, (int)i, &vals[i]);
@@ -2446,9 +3216,25 @@ int gs__store_pull(struct gs_store *st,
 		n_rows++;
 		cursor = seq;
 	}
-	if (rc == GS_OK && !more && step != SQLITE_DONE)
+	if (rc == GS_OK && !more && q_done && step != SQLITE_DONE)
 		rc = gs__err_from_sqlite(st->ctx, step, st->db);
 	sqlite3_reset(q);
+	if (rc == GS_OK) {
+		/* Every row of the scope up to the limit (or all of them)
+		 * went out: the cursor may move past the conflicts too. */
+		if (limited && limit > cursor)
+			cursor = limit;
+		else if (!more && out->n_conflicts > 0 &&
+			 offs[out->n_conflicts - 1].pos > cursor)
+			cursor = offs[out->n_conflicts - 1].pos;
+		/* Caught up: everything logged so far has been looked at,
+		 * so the next pull (and the window of rows that left)
+		 * starts at the end. */
+		if (!more && st->seq > cursor)
+			cursor = st->seq;
+		rc = pull_left(st, dev, scope, after, &cursor, &more, vcut,
+			       ccut, out);
+	}
 	out->changeset.len = 0;
 	for (size_t i = 0; rc == GS_OK && i < st->n_tables; i++) {
 		if (recs[i].len == 0)
@@ -2459,13 +3245,6 @@ int gs__store_pull(struct gs_store *st,
 					    recs[i].len);
 	}
 	if (rc == GS_OK) {
-		/* Every row of the scope up to the limit (or all of them)
-		 * went out: the cursor may move past the conflicts too. */
-		if (limited && limit > cursor)
-			cursor = limit;
-		else if (!more && out->n_conflicts > 0 &&
-			 offs[out->n_conflicts - 1].pos > cursor)
-			cursor = offs[out->n_conflicts - 1].pos;
 		out->next_cursor = cursor;
 		out->hlc = max_hlc;
 		out->n_rows = n_rows;
@@ -2474,10 +3253,14 @@ int gs__store_pull(struct gs_store *st,
 	} else {
 		out->changeset.len = 0;
 		out->n_conflicts = 0;
+		out->n_left = 0;
 	}
 done:
-	if (rc != GS_OK)
+	if (rc != GS_OK) {
 		out->n_conflicts = 0;
+		out->n_left = 0;
+	}
+	mine_fini(st, &mine);
 	for (size_t i = 0; i < MAX_TABLES; i++)
 		gs__buf_fini(&recs[i]);
 	release_snapshot(st);
@@ -2486,30 +3269,24 @@ done:
 
 /* ---- inspection ---------------------------------------------------- */
 
-/* The scope hash's row filter: rows of reference tables all, others when
- * their grid is global or one of temp.gs_scope_grid, never a restricted
- * tag. */
+/* The scope hash's row filter: the scope rule of scope.h over
+ * temp.gs_scope_grid and the literals in hf, never a restricted tag. */
+struct hash_filter {
+	struct gs_store *st;
+	struct gs_scope_sql p;
+};
+
 static const char *scope_filter(const struct gs_table *t, void *payload)
 {
-	struct gs_store *st = payload;
-	struct gs_buf *g = &st->sql;
-	struct gs_buf *b = &st->filt;
-	bool global;
+	struct hash_filter *hf = payload;
+	struct gs_buf *b = &hf->st->filt;
+	bool all = false;
 	int rc;
 
-	g->len = 0;
 	b->len = 0;
-	rc = sql_grid_expr(g, t, &global);
-	if (rc == GS_OK && global)
+	rc = gs__scope_row_sql(b, t, &hf->p, &all);
+	if (rc == GS_OK && all)
 		return NULL;
-	if (rc == GS_OK)
-		rc = gs__buf_cstr(g);
-	if (rc == GS_OK)
-		rc = gs__buf_printf(b,
-				    "((%s) IS NULL OR (%s) IN (SELECT id FROM"
-				    " temp.gs_scope_grid))",
-				    (const char *)g->data,
-				    (const char *)g->data);
 	if (rc == GS_OK && strcmp(t->name, "resident_tag") == 0) {
 		rc = gs__buf_printf(b, " AND NOT (");
 		if (rc == GS_OK)
@@ -2529,30 +3306,37 @@ int gs__store_scope_hash(struct gs_store *st,
 			 char out[2 * GS_SHA256_LEN + 1])
 {
 	const struct gs_scope *scope = NULL;
-	sqlite3_stmt *s = NULL;
+	struct hash_filter hf;
+	char vcut[GS_TIME_LEN];
+	char ccut[GS_TIME_LEN];
+	char *worker = NULL;
+	char *vq = NULL;
+	char *cq = NULL;
 	int rc;
 
 	GS_CHECK_ARG(st != NULL && out != NULL);
 	if (dev == NULL)
 		return gs__db_content_hash(st->ctx, st->db, out);
-	rc = scope_for(st, dev, &scope);
+	cut_texts(st, vcut, ccut);
+	worker = sqlite3_mprintf("%Q", dev->worker_id);
+	vq = sqlite3_mprintf("%Q", vcut);
+	cq = sqlite3_mprintf("%Q", ccut);
+	rc = worker && vq && cq ? GS_OK : GS_ENOMEM;
 	if (rc == GS_OK)
-		rc = gs__db_exec(st->ctx, st->db,
-				 "CREATE TEMP TABLE IF NOT EXISTS gs_scope_grid"
-				 " (id TEXT PRIMARY KEY);"
-				 "DELETE FROM temp.gs_scope_grid;");
+		rc = scope_for(st, dev, &scope);
 	if (rc == GS_OK)
-		rc = gs__db_prepare(st->ctx, st->db, &s,
-				    "INSERT OR IGNORE INTO temp.gs_scope_grid"
-				    " VALUES (?1)");
-	for (size_t i = 0; rc == GS_OK && i < scope->n; i++) {
-		sqlite3_bind_text(s, 1, scope->ids[i], -1, SQLITE_STATIC);
-		rc = run(st, s);
-	}
-	sqlite3_finalize(s);
+		rc = scope_temp(st, scope);
+	hf.st = st;
+	hf.p.grids = "(SELECT id FROM temp.gs_scope_grid)";
+	hf.p.worker = worker;
+	hf.p.visits_since = vq;
+	hf.p.closed_since = cq;
 	if (rc == GS_OK)
 		rc = gs__db_content_hash_filtered(st->ctx, st->db, scope_filter,
-						  st, out);
+						  &hf, out);
+	sqlite3_free(worker);
+	sqlite3_free(vq);
+	sqlite3_free(cq);
 	return rc;
 }
 
@@ -2609,7 +3393,7 @@ int gs__store_list_devices(struct gs_store *st, gs_store_row_cb cb, void *p)
 	return list(
 		st,
 		"SELECT d.id AS device, d.worker_id AS worker, d.role,"
-		" d.scope, d.revoked,"
+		" d.scope, d.scope_version, d.revoked,"
 		" ifnull((SELECT max(device_seq) FROM srv_received r"
 		" WHERE r.device_id = d.id), 0) % 1099511627776 AS last_seq,"
 		" CASE WHEN d.last_seen_ms > 0 THEN " ISO_MS(

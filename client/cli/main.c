@@ -521,6 +521,7 @@ static int cmd_sync(struct cli *c, struct gs_device *dev, struct opts *o)
 	NUM("recaptured", sum.recaptured);
 	NUM("conflicts", sum.conflicts);
 	NUM("pulled", sum.pulled_rows);
+	NUM("purged", sum.purged);
 	NUM("bytes_up", sum.bytes_up);
 	NUM("bytes_down", sum.bytes_down);
 	NUM("cursor", sum.cursor);
@@ -672,6 +673,13 @@ static int cmd_status(struct cli *c, struct gs_device *dev)
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)st.issues);
 	printer_field(p, "issues", num, false);
 	printer_field(p, "content_hash", st.content_hash, true);
+	snprintf(num, sizeof(num), "%llu",
+		 (unsigned long long)st.scope_version);
+	printer_field(p, "scope_version", num, false);
+	printer_field(p, "rescope", st.rescope ? "true" : "false", false);
+	snprintf(num, sizeof(num), "%llu",
+		 (unsigned long long)st.purge_pending);
+	printer_field(p, "purge_pending", num, false);
 	printer_flush(p, stdout);
 	printer_free(p);
 	return 0;

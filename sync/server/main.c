@@ -9,6 +9,7 @@
  *   gridsyncd revoke --db FILE --device ID
  *   gridsyncd serve --db FILE --listen ADDR:PORT [--journal DIR]
  *             [--insecure] [--pki DIR] [--ready-file FILE]
+ *   gridsyncd scope set --db FILE --device ID --scope CODES
  *   gridsyncd devices|conflicts|stats --db FILE
  *   gridsyncd journal verify --db FILE --journal DIR
  *
@@ -39,6 +40,7 @@ static const char usage_text[] =
 	" [--ready-file FILE]\n"
 	"        [--handshake-ms N] (TLS and Hello, default 10000)"
 	" [--stall-ms N] (unread replies, default 30000)\n"
+	"  scope set --device ID --scope CODE[,CODE...]\n"
 	"  devices | conflicts | stats\n"
 	"  journal verify --journal DIR\n"
 	"The PKI directory defaults to FILE.pki next to the database.\n"
@@ -344,6 +346,38 @@ static int cmd_revoke(struct gs_ctx *ctx, const struct opts *o)
 	return 0;
 }
 
+/* A device's new scope takes effect at its next sync: it pushes what it
+ * holds, downloads what entered its scope and purges what left. */
+static int cmd_scope(struct gs_ctx *ctx, const struct opts *o)
+{
+	struct gs_store_device dev;
+	struct gs_store *st = NULL;
+	int rc;
+
+	if (opt(o, "device") == NULL || opt(o, "scope") == NULL)
+		return usage("scope set needs --device ID and --scope "
+			     "CODE[,CODE...]");
+	rc = gs__store_open(&st, ctx, opt(o, "db"), 0);
+	if (rc == GS_OK)
+		rc = gs__store_scope_set(st, opt(o, "device"), opt(o, "scope"),
+					 &dev);
+	gs__store_close(st);
+	if (rc != GS_OK)
+		return fail(ctx, rc, "scope set");
+	if (o->json)
+		printf("{\"device\":\"%s\",\"scope\":\"%s\","
+		       "\"scope_version\":%llu}\n",
+		       dev.id, dev.scope,
+		       (unsigned long long)dev.scope_version);
+	else
+		printf("device %s: scope %s (version %llu), applied at its "
+		       "next "
+		       "sync\n",
+		       dev.id, dev.scope,
+		       (unsigned long long)dev.scope_version);
+	return 0;
+}
+
 static int cmd_list(struct gs_ctx *ctx, const struct opts *o, const char *what)
 {
 	struct out out = { o->json, what, 0 };
@@ -456,6 +490,12 @@ int main(int argc, char **argv)
 			return usage("journal verify --db FILE --journal DIR");
 		first = 3;
 	}
+	if (strcmp(cmd, "scope") == 0) {
+		if (argc < 3 || strcmp(argv[2], "set") != 0)
+			return usage("scope set --db FILE --device ID --scope "
+				     "CODE[,CODE...]");
+		first = 3;
+	}
 	rc = parse(argc, argv, first, &o);
 	if (rc != 0)
 		return rc;
@@ -491,6 +531,8 @@ int main(int argc, char **argv)
 		rc = cmd_list(ctx, &o, "stats");
 	else if (strcmp(cmd, "journal") == 0)
 		rc = cmd_journal(ctx, &o);
+	else if (strcmp(cmd, "scope") == 0)
+		rc = cmd_scope(ctx, &o);
 	else
 		rc = usage("unknown command");
 	gs_ctx_free(ctx);

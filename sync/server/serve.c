@@ -287,6 +287,19 @@ static void on_hello(struct sconn *sc, const struct gs_msg_hello *h)
 	m.u.welcome.limits.pull_byte_budget = 1u << 20;
 	m.u.welcome.schema_version = GS_SCHEMA_VERSION;
 	m.u.welcome.suite = GS_SUITE_V1;
+	/* The scope is the server's: its version tells the device when to
+	 * rescope, the cut-offs what has aged out (docs/SYNC.md). */
+	m.u.welcome.scope_version =
+		sc->dev.scope_version > 0 ? sc->dev.scope_version : 1;
+	{
+		int64_t vs;
+		int64_t cs;
+
+		gs__store_scope_cutoffs((int64_t)m.u.welcome.server_time_ms,
+					&vs, &cs);
+		m.u.welcome.visits_since_ms = vs > 0 ? (uint64_t)vs : 1;
+		m.u.welcome.closed_since_ms = cs > 0 ? (uint64_t)cs : 1;
+	}
 	sc->hello_ok = true;
 	if (send_msg(sc, &m) != GS_OK)
 		gs__conn_close(sc->conn, GS_EPROTO);
@@ -411,7 +424,11 @@ static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
 		budget = 1u << 20;
 	gs__store_pull_out_init(&out, srv->ctx);
 	gs__buf_init(&packed, srv->ctx, GS_FRAME_MAX_CEILING);
-	rc = gs__store_pull(srv->store, &sc->dev, p->after_seq, budget, &out);
+	/* The device applied its scope: edits under the old one are in. */
+	rc = gs__store_scope_applied(srv->store, &sc->dev, p->scope_version);
+	if (rc == GS_OK)
+		rc = gs__store_pull(srv->store, &sc->dev, p->after_seq, budget,
+				    &out);
 	if (rc == GS_OK && out.changeset.len > 0)
 		rc = gs__changeset_pack(&packed, &comp, &srv->z,
 					out.changeset.data, out.changeset.len);
@@ -431,6 +448,8 @@ static void on_pull(struct sconn *sc, const struct gs_msg_pull *p)
 	m.u.changes.more = out.more;
 	m.u.changes.conflicts = out.conflicts;
 	m.u.changes.n_conflicts = out.n_conflicts;
+	m.u.changes.left = out.left;
+	m.u.changes.n_left = out.n_left;
 	if (out.n_rows > 0) {
 		ch.server_seq = out.next_cursor;
 		ch.hlc = out.hlc;

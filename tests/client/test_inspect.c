@@ -434,6 +434,9 @@ static void build_stream(struct fx *f, struct frames *fr)
 		GS_SUITE_V1,
 		false,
 		0,
+		0,
+		0,
+		0,
 	};
 	add(fr, &m);
 
@@ -487,7 +490,7 @@ static void build_stream(struct fx *f, struct frames *fr)
 
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_PULL;
-	m.u.pull = (struct gs_msg_pull){ 1000, 1u << 20 };
+	m.u.pull = (struct gs_msg_pull){ 1000, 1u << 20, 0 };
 	add(fr, &m);
 
 	ch[0] = (struct gs_change){ 1001,
@@ -506,7 +509,8 @@ static void build_stream(struct fx *f, struct frames *fr)
 				    (uint32_t)f->cs_len[2] };
 	memset(&m, 0, sizeof(m));
 	m.type = GS_MSG_CHANGES;
-	m.u.changes = (struct gs_msg_changes){ 1, ch, 2, 1002, false, NULL, 0 };
+	m.u.changes = (struct gs_msg_changes){ 1,    ch, 2,    1002, false,
+					       NULL, 0,  NULL, 0 };
 	add(fr, &m);
 
 	memset(&m, 0, sizeof(m));

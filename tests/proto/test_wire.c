@@ -155,6 +155,9 @@ static void sample(struct gs_msg *m, enum gs_msg_type type)
 			GS_SUITE_V1,
 			false,
 			0,
+			0,
+			0,
+			0,
 		};
 		break;
 	case GS_MSG_PUSH:
@@ -165,12 +168,12 @@ static void sample(struct gs_msg *m, enum gs_msg_type type)
 							  S.conflicts, 2 };
 		break;
 	case GS_MSG_PULL:
-		m->u.pull = (struct gs_msg_pull){ 1000, 1u << 20 };
+		m->u.pull = (struct gs_msg_pull){ 1000, 1u << 20, 0 };
 		break;
 	case GS_MSG_CHANGES:
-		m->u.changes =
-			(struct gs_msg_changes){ 1,    S.changes, 2, 1004,
-						 true, NULL,      0 };
+		m->u.changes = (struct gs_msg_changes){ 1,    S.changes, 2,
+							1004, true,      NULL,
+							0,    NULL,      0 };
 		break;
 	case GS_MSG_PING:
 	case GS_MSG_PONG:

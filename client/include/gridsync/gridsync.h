@@ -308,6 +308,9 @@ struct gs_status {
 	int64_t clock_offset_ms; /* server - device */
 	int clock_skewed;        /* |offset| > GS_CLOCK_SKEW_WARN_MS */
 	uint64_t quarantined;    /* damaged outbox entries kept aside */
+	uint64_t scope_version;  /* the server's scope this device applied */
+	int rescope;             /* 1: a scope change is being applied */
+	uint64_t purge_pending;  /* left rows kept for unsent work */
 };
 
 /* How far a device's clock may be off the server's before every sync
@@ -340,6 +343,7 @@ struct gs_sync_summary {
 	uint64_t quarantined; /* damaged outbox entries set aside */
 	uint64_t deferred;    /* refused for now, kept pending */
 	uint64_t recaptured;  /* rows re-captured from the tables */
+	uint64_t purged;      /* rows removed because they left the scope */
 };
 
 /* Progress: phase is "connect", "push", "pull" or "done". */

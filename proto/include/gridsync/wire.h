@@ -148,6 +148,10 @@ struct gs_msg_welcome {
 	uint32_t suite;
 	bool has_held_seq; /* only for a Hello with an incarnation */
 	uint64_t held_seq; /* last device_seq held for (device, incarnation) */
+	/* Server-owned scope (0: absent, an older server). */
+	uint64_t scope_version;
+	uint64_t visits_since_ms; /* visits started before are out of scope */
+	uint64_t closed_since_ms; /* issues closed before are out of scope */
 };
 
 /*
@@ -214,6 +218,14 @@ struct gs_msg_push_ack {
 struct gs_msg_pull {
 	uint64_t after_seq;
 	uint64_t byte_budget;
+	uint64_t scope_version; /* applied by the device; 0: absent */
+};
+
+/* A row that left the device's scope. */
+struct gs_row_key {
+	const char *table;
+	const char *pk;
+	uint64_t server_seq;
 };
 
 struct gs_change {
@@ -235,6 +247,8 @@ struct gs_msg_changes {
 	/* Conflicts the device lost, recorded up to next_cursor. */
 	const struct gs_conflict *conflicts;
 	size_t n_conflicts;
+	const struct gs_row_key *left; /* rows that left the scope */
+	size_t n_left;
 };
 
 /* Ping and Pong share a shape. */

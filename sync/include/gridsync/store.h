@@ -48,11 +48,21 @@ int gs__store_seed(struct gs_store *st, const struct gs_synth_opts *opts);
 
 /* ---- devices -------------------------------------------------------- */
 
+#define GS_STORE_SCOPE_MAX 1024 /* bytes of scope codes, NUL included */
+
 struct gs_store_device {
 	char id[GS_WIRE_ID_MAX + 1];
 	char worker_id[GS_WIRE_ID_MAX + 1];
-	unsigned role;    /* GS_ROLE_* of the worker */
-	char scope[1024]; /* grid or area codes, comma-separated */
+	unsigned role;                  /* GS_ROLE_* of the worker */
+	char scope[GS_STORE_SCOPE_MAX]; /* grid or area codes, comma-separated
+					 */
+	/* Server-owned scope: the version moves with every change of scope;
+	 * until the device says it applied it (Pull.scope_version), its
+	 * pushes are judged against prev_scope and scope together, so that
+	 * edits made under the old scope are not refused. */
+	uint64_t scope_version;
+	uint64_t scope_acked;
+	char prev_scope[GS_STORE_SCOPE_MAX];
 	bool revoked;
 	uint64_t last_seq;    /* highest device_seq accepted (applied or
 			       * rejected) */
@@ -141,6 +151,27 @@ int gs__store_device_get(struct gs_store *st,
 /* Record a Hello (last_seen). */
 int gs__store_device_seen(struct gs_store *st, const char *device_id);
 
+/* Give a device a new scope (comma-separated codes). A different scope
+ * moves scope_version on and keeps the codes before it as prev_scope until
+ * the device applies the new one; the same scope changes nothing. out (may
+ * be NULL) receives the device as stored. GS_ENOTFOUND if not enrolled. */
+int gs__store_scope_set(struct gs_store *st,
+			const char *device_id,
+			const char *scope,
+			struct gs_store_device *out);
+
+/* The device says it applied scope version v (Pull.scope_version): from
+ * now on its pushes are judged against its current scope only. */
+int gs__store_scope_applied(struct gs_store *st,
+			    struct gs_store_device *dev,
+			    uint64_t v);
+
+/* The ageing cut-offs of the scope rule at wall-clock time now_ms, as
+ * milliseconds since the epoch (see scope.h). */
+void gs__store_scope_cutoffs(int64_t now_ms,
+			     int64_t *visits_since_ms,
+			     int64_t *closed_since_ms);
+
 /* ---- push (merge) ----------------------------------------------------- */
 
 /* One pushed outbox entry, changeset uncompressed; borrowed. */
@@ -201,8 +232,13 @@ int gs__store_push(struct gs_store *st,
 struct gs_store_pull_out {
 	struct gs_buf changeset; /* a changeset (INSERTs of whole current
 				  * rows), validated by gs__cs_check */
-	uint64_t next_cursor;    /* highest server_seq included */
-	uint64_t hlc;            /* highest row hlc included */
+	struct gs_row_key *left; /* rows that left the scope (strings in
+				  * keys) */
+	size_t n_left;
+	size_t cap_left;
+	struct gs_buf keys;   /* storage for left's strings */
+	uint64_t next_cursor; /* highest server_seq included */
+	uint64_t hlc;         /* highest row hlc included */
 	size_t n_rows;
 	bool more; /* false: caught up */
 	/* Conflicts the device lost, recorded up to next_cursor and not
@@ -224,8 +260,14 @@ void gs__store_pull_out_fini(struct gs_store_pull_out *out);
  * pending; at most 8 MiB and 10,000 rows), as their current values:
  * reference data every device needs (admin_area, org, worker, category,
  * tag_def, sla_policy, transition_rule, grid, and place/dwelling rows
- * without a grid) plus rows whose grid is in the device's scope; never a
- * restricted tag. Tombstones come as rows with deleted = 1. Parents come
+ * without a grid) plus rows whose grid is in the device's scope, plus
+ * the issues its worker is assignee or reporter of with their events,
+ * attachments and household; never a restricted tag, a visit or an issue
+ * that aged out (scope.h). Tombstones come as rows with deleted = 1.
+ * out->left lists the rows that left the device's scope in the same
+ * window (moved to another grid, another assignee): the device purges
+ * them. When caught up (more false) next_cursor is the server's latest
+ * server_seq, whatever the scope holds. Parents come
  * before children within one changeset (manifest order); across
  * changesets a child can come before its parent (the log keeps each row's
  * latest change only, so a parent changed later moves behind its child):
