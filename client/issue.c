@@ -355,7 +355,12 @@ int gs_issue_move(struct gs_device *dev,
 		sqlite3_finalize(st);
 		st = NULL;
 	}
-	if (rc == GS_OK && grid != NULL)
+	/* The worker's own order (assignee or reporter) is in its scope
+	 * whatever its grid. */
+	if (rc == GS_OK && grid != NULL &&
+	    !(dev->worker_id != NULL &&
+	      ((assignee != NULL && strcmp(assignee, dev->worker_id) == 0) ||
+	       (reporter != NULL && strcmp(reporter, dev->worker_id) == 0))))
 		rc = gs__check_scope(dev, grid);
 	if (rc == GS_OK)
 		rc = check_move(dev, from, o, assignee, reporter);

@@ -803,6 +803,27 @@ static int row_grid(struct merge *m,
 	return GS_OK;
 }
 
+/* The device's worker is the assignee or the reporter of issue row v:
+ * such an issue is in the device's scope whatever its grid (DOMAIN's
+ * scope rule, docs/SYNC.md "Scope"). */
+static bool issue_reaches_me(const struct merge *m, const struct gs_cs_value *v)
+{
+	const char *me = m->dev->worker_id;
+	size_t n = strlen(me);
+	const int cols[] = { m->ic.aw, m->ic.reporter };
+
+	if (n == 0 || v == NULL)
+		return false;
+	for (size_t k = 0; k < sizeof(cols) / sizeof(*cols); k++) {
+		const struct gs_cs_value *c = &v[cols[k]];
+
+		if (cols[k] >= 0 && c->type == GS_CS_TEXT && c->len == n &&
+		    memcmp(c->p, me, n) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int deny(struct merge *m, const struct gs_table *t, const char *grid)
 {
 	return reject(m, GS_REJECT_DENIED,
@@ -909,6 +930,8 @@ static bool writes(const struct gs_cs_value *v, const struct gs_cs_value *cur)
 	return v->type != GS_CS_UNDEFINED && (cur == NULL || !v_eq(v, cur));
 }
 
+static int issue_load(struct merge *m, const char *id, bool *found);
+
 /* A reference of t's column i to row v of target: the row must be on the
  * server (or inserted by this entry) and lie in the device's scope;
  * reference data without a grid (a place outside every grid) is
@@ -946,6 +969,17 @@ static int ref_check(struct merge *m,
 		return GS_OK;
 	if (in_scope(m, grid))
 		return GS_OK;
+	/* An event of an issue the worker is assignee or reporter of (the
+	 * event path holds that issue in m->cur anyway). */
+	if (t == m->et && target == m->it) {
+		bool have = false;
+
+		rc = issue_load(m, id, &have);
+		if (rc != GS_OK)
+			return rc;
+		if (have && issue_reaches_me(m, m->cur))
+			return GS_OK;
+	}
 	return reject(m, GS_REJECT_DENIED,
 		      "%s %s: %s names %s %s of grid %s, outside the device's "
 		      "scope (rule: reference)",
@@ -1746,7 +1780,12 @@ static int merge_field(struct merge *m, const struct gs_cs_row *r)
 		rc = copy_row(m, t, m->cur, m->row);
 	if (rc != GS_OK)
 		return rc;
-	rc = authorise(m, t, m->cur, grid);
+	if (t == m->it && issue_reaches_me(m, m->cur)) {
+		/* The worker's own issue, whatever its grid. */
+		rc = row_grid(m, t, m->cur, grid);
+	} else {
+		rc = authorise(m, t, m->cur, grid);
+	}
 	if (rc == GS_OK)
 		rc = tag_rules(m, t, m->cur,
 			       r->op == GS_CS_DELETE ? NULL : r->new_vals);
@@ -2065,7 +2104,7 @@ static int merge_event(struct merge *m, const struct gs_cs_row *r)
 			      "issue_event %s: issue %s is not on the server",
 			      m->pk, issue_id);
 	text_to(grid, sizeof(grid), &m->cur[it->scope_col]);
-	if (!in_scope(m, grid))
+	if (!in_scope(m, grid) && !issue_reaches_me(m, m->cur))
 		return deny(m, r->table, grid);
 	rc = event_rules(m, ev);
 	if (rc != GS_OK)

@@ -243,6 +243,105 @@ static void household_moved_leaves_the_old_grid(void **state)
 	gs_device_close(c);
 }
 
+struct during {
+	const char *path;
+	const char *household;
+	int edits;
+};
+
+/* Runs inside A's sync, after its push and before its pull: the worker
+ * saves an edit of the household that is leaving, through another
+ * connection, as another process would. */
+static void edit_during_pull(const char *phase,
+			     const struct gs_sync_summary *sum,
+			     void *payload)
+{
+	struct during *d = payload;
+	struct gs_field f[] = { { "note", "搬走时正在修改" } };
+	struct gs_device *dev = NULL;
+	struct gs_ctx *ctx;
+
+	(void)sum;
+	if (strcmp(phase, "pull") != 0 || d->edits > 0)
+		return;
+	ctx = gs_test_ctx_new(NULL);
+	assert_gs_ok(gs_device_open(&dev, ctx, d->path));
+	assert_gs_ok(gs_household_edit(dev, d->household, f, 1));
+	gs_device_close(dev);
+	gs_ctx_free(ctx);
+	d->edits++;
+}
+
+static void unsent_edit_is_not_purged_before_it_is_judged(void **state)
+{
+	struct gs_sync_opts so = GS_SYNC_OPTS_INIT;
+	struct gs_field f[] = { { "grid_id", F.grid_c_id } };
+	struct gs_sync_summary sum;
+	struct gs_device *m;
+	struct gs_device *a;
+	struct gs_status st;
+	struct during d;
+	char scope_ac[80];
+	char path[4200];
+	char hh[GS_ID_LEN];
+
+	(void)state;
+	snprintf(scope_ac, sizeof(scope_ac), "%s,%s", F.w.grid_a, F.w.grid_c);
+	m = gs_itest_device(&F.srv, F.ctx, "dev-m", F.w.gw_a, scope_ac);
+	a = gs_itest_device(&F.srv, F.ctx, "dev-a", F.w.gw_b, F.w.grid_a);
+	gs_itest_sync(m, NULL);
+	gs_itest_sync(a, NULL);
+	household_with_residents(a, hh);
+	assert_gs_ok(gs_household_edit(m, hh, f, 1));
+	gs_itest_sync(m, NULL);
+	/* A learns that the household left while it edits it. */
+	snprintf(path, sizeof(path), "%s/dev-a.db", F.srv.dir);
+	d.path = path;
+	d.household = hh;
+	d.edits = 0;
+	so.once = 1;
+	so.timeout_ms = 30000;
+	so.progress = edit_during_pull;
+	so.payload = &d;
+	assert_gs_ok(gs_device_sync(a, &so, &sum));
+	assert_int_equal(d.edits, 1);
+	/* The edited row stays, with the edit, until the server judged it;
+	 * its residents (not edited) are gone. */
+	assert_int_equal(q(a,
+			   "SELECT count(*) FROM household WHERE id = ? AND"
+			   " note = '搬走时正在修改'",
+			   hh),
+			 1);
+	assert_int_equal(q(a,
+			   "SELECT count(*) FROM resident WHERE"
+			   " household_id = ?",
+			   hh),
+			 0);
+	assert_gs_ok(gs_device_status(a, &st));
+	assert_int_equal(st.outbox_depth, 1);
+	assert_true(st.purge_pending >= 1);
+	/* Next sync: pushed, refused (no longer A's grid) and said so, then
+	 * purged. */
+	memset(&sum, 0, sizeof(sum));
+	so.progress = NULL;
+	gs_device_sync(a, &so, &sum);
+	assert_int_equal(sum.rejected, 1);
+	assert_true(q(a,
+		      "SELECT count(*) FROM gs_conflict WHERE device_seq IS"
+		      " NOT NULL AND tbl = 'household'",
+		      NULL) >= 1);
+	assert_int_equal(
+		q(a, "SELECT count(*) FROM household WHERE id = ?", hh), 0);
+	assert_gs_ok(gs_device_status(a, &st));
+	assert_int_equal(st.outbox_depth, 0);
+	assert_int_equal(st.purge_pending, 0);
+	gs_itest_sync(a, NULL);
+	assert_converged(a, "dev-a");
+	assert_fresh_equal(a, "dev-a2", F.w.gw_b, F.w.grid_a);
+	gs_device_close(m);
+	gs_device_close(a);
+}
+
 static void scope_set_widening_brings_the_whole_grid(void **state)
 {
 	struct gs_device *a;
@@ -360,6 +459,7 @@ static void report(struct gs_device *dev, const char *hh, char id[GS_ID_LEN])
 
 static void issue_dispatched_outside_the_grids_reaches_the_worker(void **state)
 {
+	struct gs_sync_summary sum;
 	struct gs_device *a;
 	struct gs_device *s;
 	struct gs_device *c;
@@ -405,6 +505,17 @@ static void issue_dispatched_outside_the_grids_reaches_the_worker(void **state)
 			   " household_id = ?",
 			   hh),
 			 0);
+	assert_converged(c, "dev-c");
+	/* C's worker signs and handles it: its own order, not refused. */
+	move(c, id, "in_progress", NULL);
+	move(c, id, "handled", NULL);
+	gs_itest_sync(c, &sum);
+	assert_int_equal(sum.rejected, 0);
+	assert_int_equal(gs_itest_server_int(&F.srv,
+					     "SELECT count(*) FROM issue WHERE"
+					     " id = ? AND state = 'handled'",
+					     id),
+			 1);
 	assert_converged(c, "dev-c");
 	gs_itest_sync(a, NULL);
 	assert_converged(a, "dev-a");
@@ -531,6 +642,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(household_moved_leaves_the_old_grid),
+		T(unsent_edit_is_not_purged_before_it_is_judged),
 		T(scope_set_widening_brings_the_whole_grid),
 		T(scope_set_move_keeps_unsent_edits),
 		T(issue_dispatched_outside_the_grids_reaches_the_worker),
