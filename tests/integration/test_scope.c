@@ -539,6 +539,69 @@ static int64_t lagging_clock(void *payload)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - lag_ms;
 }
 
+static int pick_dh(const struct gs_synth_worker_info *info, void *payload)
+{
+	char *out = payload;
+
+	if (out[0] == '\0' && strcmp(info->role, "DH") == 0)
+		snprintf(out, 64, "%s", info->id);
+	return 0;
+}
+
+/* A department handler enrolled with no grid at all (a scope code that
+ * names none: enrolment wants one) receives exactly the orders dispatched
+ * to it, with their history and household, not the grids they come
+ * from. */
+static void handler_without_grids_reaches_its_orders(void **state)
+{
+	struct gs_ctx *ctx = gs_test_ctx_new(NULL);
+	struct gs_device *a;
+	struct gs_device *s;
+	struct gs_device *h;
+	sqlite3 *db = NULL;
+	char dh[64] = "";
+	char hh[GS_ID_LEN];
+	char id[GS_ID_LEN];
+
+	(void)state;
+	assert_gs_ok(gs__db_open(&db, ctx, F.srv.db, GS_DB_READONLY));
+	assert_gs_ok(gs__synth_workers(ctx, db, pick_dh, dh));
+	gs__db_close(db);
+	gs_ctx_free(ctx);
+	assert_true(dh[0] != '\0');
+	a = gs_itest_device(&F.srv, F.ctx, "dev-a", F.w.gw_a, F.w.grid_a);
+	s = gs_itest_device(&F.srv, F.ctx, "dev-s", F.w.sc, F.w.street);
+	h = gs_itest_device(&F.srv, F.ctx, "dev-h", dh, "DH");
+	gs_itest_sync(a, NULL);
+	gs_itest_sync(h, NULL);
+	assert_int_equal(q(h, "SELECT count(*) FROM household", NULL), 0);
+	household_with_residents(a, hh);
+	report(a, hh, id);
+	gs_itest_sync(a, NULL);
+	gs_itest_sync(s, NULL);
+	move(s, id, "accepted", NULL);
+	move(s, id, "dispatched", dh);
+	gs_itest_sync(s, NULL);
+	gs_itest_sync(h, NULL);
+	assert_int_equal(q(h, "SELECT count(*) FROM issue", NULL), 1);
+	assert_int_equal(q(h,
+			   "SELECT count(*) FROM issue_event WHERE"
+			   " issue_id = ?",
+			   id),
+			 gs_itest_server_int(&F.srv,
+					     "SELECT count(*) FROM issue_event"
+					     " WHERE issue_id = ?",
+					     id));
+	assert_int_equal(q(h, "SELECT count(*) FROM household", NULL), 1);
+	assert_int_equal(q(h, "SELECT count(*) FROM resident", NULL), 0);
+	assert_int_equal(q(h, "SELECT count(*) FROM visit", NULL), 0);
+	assert_converged(h, "dev-h");
+	assert_fresh_equal(h, "dev-h2", dh, "DH");
+	gs_device_close(a);
+	gs_device_close(s);
+	gs_device_close(h);
+}
+
 static void aged_rows_leave_every_scope(void **state)
 {
 	struct gs_ctx_opts co = GS_CTX_OPTS_INIT;
@@ -646,6 +709,7 @@ int main(void)
 		T(scope_set_widening_brings_the_whole_grid),
 		T(scope_set_move_keeps_unsent_edits),
 		T(issue_dispatched_outside_the_grids_reaches_the_worker),
+		T(handler_without_grids_reaches_its_orders),
 		T(aged_rows_leave_every_scope),
 	};
 #undef T
