@@ -703,6 +703,60 @@ static void changes_carry_conflicts(void **state)
 	gs__buf_fini(&b);
 }
 
+/* The scope fields: Welcome's version and cut-offs, Pull's applied
+ * version, and rows that left next to conflicts in one Changes. */
+static void scope_fields_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct gs_row_key left[2] = { { "household", "hh-1", 1003 },
+				      { "resident", "r-1", 1004 } };
+	struct gs_conflict con[1];
+	struct gs_msg m;
+	struct gs_msg *got = NULL;
+	struct gs_buf b;
+
+	gs__buf_init(&b, f->ctx, GS_FRAME_MAX_DEFAULT + 4);
+	sample(&m, GS_MSG_WELCOME);
+	m.u.welcome.scope_version = 3;
+	m.u.welcome.visits_since_ms = 1735689600000ull;
+	m.u.welcome.closed_since_ms = 1764633600000ull;
+	assert_gs_ok(gs__msg_encode(&b, &m, NULL));
+	assert_gs_ok(decode_frame(&got, f->ctx, b.data, b.len));
+	assert_int_equal(got->u.welcome.scope_version, 3);
+	assert_int_equal(got->u.welcome.visits_since_ms, 1735689600000ull);
+	assert_int_equal(got->u.welcome.closed_since_ms, 1764633600000ull);
+	gs__msg_free(got);
+	b.len = 0;
+	sample(&m, GS_MSG_PULL);
+	m.u.pull.scope_version = 3;
+	assert_gs_ok(gs__msg_encode(&b, &m, NULL));
+	assert_gs_ok(decode_frame(&got, f->ctx, b.data, b.len));
+	assert_int_equal(got->u.pull.scope_version, 3);
+	gs__msg_free(got);
+	b.len = 0;
+	memcpy(con, S.conflicts, sizeof(con));
+	con[0].id = 9;
+	sample(&m, GS_MSG_CHANGES);
+	m.u.changes.conflicts = con;
+	m.u.changes.n_conflicts = 1;
+	m.u.changes.left = left;
+	m.u.changes.n_left = 2;
+	assert_gs_ok(gs__msg_encode(&b, &m, NULL));
+	assert_gs_ok(decode_frame(&got, f->ctx, b.data, b.len));
+	assert_msg_equal(&m, got);
+	assert_int_equal(got->u.changes.n_left, 2);
+	assert_string_equal(got->u.changes.left[1].table, "resident");
+	assert_string_equal(got->u.changes.left[1].pk, "r-1");
+	assert_int_equal(got->u.changes.left[1].server_seq, 1004);
+	assert_int_equal(got->u.changes.conflicts[0].id, 9);
+	gs__msg_free(got);
+	/* A left row without its key is refused on the way out. */
+	left[0].pk = "";
+	b.len = 0;
+	assert_int_equal(gs__msg_encode(&b, &m, NULL), GS_EINVAL);
+	gs__buf_fini(&b);
+}
+
 static void type_names(void **state)
 {
 	(void)state;
@@ -727,6 +781,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(allocation_failures, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(changes_carry_conflicts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(scope_fields_round_trip, setup,
 						teardown),
 		cmocka_unit_test(type_names),
 	};
