@@ -611,17 +611,14 @@ static void aged_rows_leave_every_scope(void **state)
 	struct gs_device *b;
 	struct gs_device *s;
 	char hh[GS_ID_LEN];
-	char old_id[GS_ID_LEN];
 	char new_id[GS_ID_LEN];
 	char issue[GS_ID_LEN];
-	char old_at[GS_TIME_LEN];
 	char new_at[GS_TIME_LEN];
 	char vcut[GS_TIME_LEN];
 	int64_t now = gs__clock_wall_ms(F.ctx);
 	const int64_t day = INT64_C(86400000);
 
 	(void)state;
-	gs__time_format(old_at, now - 400 * day);
 	gs__time_format(new_at, now - 10 * day);
 	gs__time_format(vcut, now - GS_SCOPE_VISIT_DAYS * day);
 	co.clock_fn = lagging_clock;
@@ -631,12 +628,12 @@ static void aged_rows_leave_every_scope(void **state)
 	s = gs_itest_device(&F.srv, sctx, "dev-s", F.w.sc, F.w.street);
 	gs_itest_sync(a, NULL);
 	household_with_residents(a, hh);
-	/* Two visits entered late: 400 and 10 days ago. */
+	/* A visit entered late, 10 days ago: in scope. (One of more than
+	 * 12 months cannot be entered: the server bounds claimed times to
+	 * 90 days, so visits only age by time passing, the sweep's case.) */
 	vo.household_id = hh;
 	vo.kind = "routine";
 	vo.outcome = "met";
-	vo.started_at = old_at;
-	assert_gs_ok(gs_visit_add(a, old_id, &vo));
 	vo.started_at = new_at;
 	assert_gs_ok(gs_visit_add(a, new_id, &vo));
 	/* A work order from report to closure; the closure 40 days ago. */
@@ -663,19 +660,12 @@ static void aged_rows_leave_every_scope(void **state)
 	gs_itest_sync(a, NULL);
 	/* The server keeps everything... */
 	assert_int_equal(gs_itest_server_int(&F.srv,
-					     "SELECT count(*) FROM visit WHERE"
-					     " id = ?",
-					     old_id),
-			 1);
-	assert_int_equal(gs_itest_server_int(&F.srv,
 					     "SELECT count(*) FROM issue WHERE"
 					     " id = ? AND state = 'closed'",
 					     issue),
 			 1);
 	/* ...the device only the recent visit, and not the order closed
 	 * 40 days ago nor its history. */
-	assert_int_equal(
-		q(a, "SELECT count(*) FROM visit WHERE id = ?", old_id), 0);
 	assert_int_equal(
 		q(a, "SELECT count(*) FROM visit WHERE id = ?", new_id), 1);
 	assert_int_equal(
