@@ -382,6 +382,8 @@ struct orc {
 	unsigned n_push;
 	bool pend_losers;
 	bool fam_scope;   /* moves between grids, scope changes, reach */
+	bool scope_rule;  /* the whole scope rule (landed): the worker's own
+			   * issues are in its scope whatever their grid */
 	bool fam_restore; /* backups, restores, re-inits of devices */
 	char fail[512];
 };
@@ -1048,7 +1050,7 @@ static bool reaches(struct orc *o, const struct dev *d, int t, char *const *v)
 {
 	struct mrow *is = NULL;
 
-	if (!o->fam_scope || (t != T_ISSUE && t != T_EVENT))
+	if (!o->scope_rule || (t != T_ISSUE && t != T_EVENT))
 		return false;
 	if (t == T_EVENT) {
 		const char *id = txt(v[col_of(&o->tab[T_EVENT], "issue_id")]);
@@ -2475,7 +2477,7 @@ scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 	snprintf(list + p, sizeof(list) - p, ")");
 	/* The issues of the scope: by grid, and with the scope family the
 	 * worker's own (assignee or reporter) with the household they name. */
-	if (o->fam_scope)
+	if (o->scope_rule)
 		snprintf(issues, sizeof(issues),
 			 "(SELECT id FROM issue WHERE grid_id IN %s OR"
 			 " assignee_worker_id = '%s' OR reporter_worker_id ="
@@ -2486,7 +2488,7 @@ scope_query(struct orc *o, const struct dev *d, int t, char *sql, size_t cap)
 			 "(SELECT id FROM issue WHERE grid_id IN %s)", list);
 	switch (t) {
 	case T_HH:
-		if (o->fam_scope) {
+		if (o->scope_rule) {
 			snprintf(sql, cap,
 				 "SELECT * FROM household WHERE grid_id IN %s"
 				 " OR id IN (SELECT household_id FROM issue"
@@ -2909,6 +2911,7 @@ static bool run_seed(uint64_t seed, unsigned n_ops)
 	o->pend_losers = getenv("GS_ORACLE_OFF") == NULL ||
 			 strstr(getenv("GS_ORACLE_OFF"), "losers") == NULL;
 	o->fam_scope = pending("scope");
+	o->scope_rule = true;
 	o->fam_restore = pending("restore");
 	AMBIGUOUS = false;
 	o->dir = gs_test_tmpdir();
