@@ -1127,7 +1127,10 @@ static int op_log_change(void *impl,
 		sqlite3_bind_text(s, 6, now_reach, -1, SQLITE_STATIC);
 		rc = run(st, s);
 	}
+	/* A fresh issue without an assignee reaches only its reporter, who
+	 * made it: nothing to republish (the common case: a report). */
 	if (rc == GS_OK && now_reach != NULL &&
+	    !(fresh && strncmp(now_reach, "[null,", 6) == 0) &&
 	    (old_reach == NULL ? strcmp(now_reach, "[null,null]") != 0
 			       : strcmp(old_reach, now_reach) != 0))
 		rc = reach_moved(st, t, pk, old_reach, now_reach, seq, fresh);
