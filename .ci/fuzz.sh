@@ -1,5 +1,5 @@
 #!/bin/bash
-# Fuzzing stage of CI (RELIABILITY.md T4, plus the valgrind replay of T5).
+# Fuzzing stage of CI (DESIGN.md T4, plus the valgrind replay of T5).
 #
 #   .ci/fuzz.sh [BUILD_DIR]      default build-fuzz; GS_FUZZ_SECONDS (60)
 #

@@ -668,7 +668,7 @@ int gs__write_err(struct gs_device *dev, int rc, const char *what)
  * ~ update, - delete) for listings. The bytes are read with our own
  * bounded parser, judged as the server judges an upload, never with
  * SQLite's iterator: a damaged device database must not be able to hang
- * `gridsync outbox` (RELIABILITY.md traps 1 and 7). An entry the parser
+ * `gridsync outbox` (DESIGN.md traps 1 and 7). An entry the parser
  * refuses is listed as "invalid: REASON at byte N" instead of failing the
  * whole listing, so the worker can still see the others.
  */

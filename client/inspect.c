@@ -6,7 +6,7 @@
  * message decoder (proto/frame.c, proto/wire.c), and the changesets inside
  * Push and Changes through the bounded unpacker and the parser again.
  * SQLite's own changeset functions are never called: on Debian 12 they spin
- * forever on some malformed input (RELIABILITY.md traps 1 and 7).
+ * forever on some malformed input (DESIGN.md traps 1 and 7).
  *
  * The input is walked twice with one set of functions. The first pass
  * only checks (emit is false: the output helpers return at once); the

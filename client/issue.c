@@ -1,6 +1,6 @@
 /*
  * Issues (work orders) on the handheld: reporting and moving them through
- * DOMAIN.md's state machine.
+ * DESIGN.md's state machine.
  *
  * A report writes the issue row and its creation events in one captured
  * transaction: creation as a draft (rule 1) and, unless kept as a draft,

@@ -1,6 +1,6 @@
 /*
- * Replicated schema v1 (DOMAIN.md), as migration steps keyed by
- * PRAGMA user_version. Changes from DOMAIN.md, recorded in docs/SCHEMA.md:
+ * Replicated schema v1 (DESIGN.md), as migration steps keyed by
+ * PRAGMA user_version. Changes from DESIGN.md, recorded in docs/SCHEMA.md:
  * every replicated table carries server_seq and deleted (transition_rule,
  * mobilization_result and issue_event lacked one or both), so that the
  * download path treats every table alike.

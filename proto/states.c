@@ -1,8 +1,8 @@
 /*
- * The issue (work order) state machine of DOMAIN.md as data, shared by the
+ * The issue (work order) state machine of DESIGN.md as data, shared by the
  * handheld (which checks a move before queueing it) and the server (which
  * decides it with compare-and-set on state_rev). Rule numbers in comments
- * are DOMAIN.md's.
+ * are DESIGN.md's.
  */
 #include <string.h>
 

@@ -41,7 +41,7 @@ struct held {
 };
 
 /* Only replicated tables may be written by a changeset: never
- * sqlite_stat1 or the bookkeeping (RELIABILITY.md trap 8). */
+ * sqlite_stat1 or the bookkeeping (DESIGN.md trap 8). */
 static int filter(void *payload, const char *table)
 {
 	(void)payload;

@@ -1,7 +1,7 @@
 /*
  * Opening gridsync databases. Every setting that matters for durability or
  * safety is set explicitly and then read back: Debian's build defaults are
- * not ours to rely on (RELIABILITY.md trap 3), and a silently ignored
+ * not ours to rely on (DESIGN.md trap 3), and a silently ignored
  * pragma must fail the open rather than weaken a guarantee.
  */
 #define GS_MODULE "sync.db"

@@ -1,5 +1,5 @@
 /*
- * The tamper-evident journal (ARCHITECTURE.md section 6 step 6): every
+ * The tamper-evident journal (DESIGN.md section 6 step 6): every
  * upload the server judged, appended from the store's srv_received table
  * to a bare git repository with libgit2.
  *
@@ -35,7 +35,7 @@
  * is a function of the parent and the rows, so re-running a group after a
  * crash yields the identical tree and commit (T14).
  *
- * Durability (RELIABILITY.md traps 4 and 9): GIT_OPT_ENABLE_FSYNC_GITDIR is
+ * Durability (DESIGN.md traps 4 and 9): GIT_OPT_ENABLE_FSYNC_GITDIR is
  * set at every open. A commit with loose objects costs two fsyncs per
  * object (file and directory): four per upload. Instead, a group's objects
  * go to an in-memory mempack backend and are written as one pack (pack,
@@ -121,7 +121,7 @@ bool gs__journal_fsync_enabled(void)
 
 /*
  * libgit2 keeps its message in a thread-local that the next call may
- * overwrite (STYLE.md 3.5), so it is copied into ctx here and cleared.
+ * overwrite (DESIGN.md 3.5), so it is copied into ctx here and cleared.
  * Codes a caller acts on get a name; the rest follow the error class.
  */
 int gs__err_from_git(struct gs_ctx *ctx, int rc)

@@ -1,5 +1,5 @@
 /*
- * The server's merge of pushed outbox entries (ARCHITECTURE.md section 6),
+ * The server's merge of pushed outbox entries (DESIGN.md section 6),
  * written only against struct gs_store_ops (store_ops.h) and the pure
  * decisions of policy.h.
  *
@@ -105,7 +105,7 @@ struct tinfo {
 	} ref[4]; /* columns that name another row */
 };
 
-/* An issue event with its sort key (DOMAIN.md's order). */
+/* An issue event with its sort key (DESIGN.md's order). */
 struct evkey {
 	const struct gs_cs_row *r;
 	const struct gs_cs_value *issue;
@@ -855,7 +855,7 @@ static bool moves_scope(const struct gs_table *t, const struct gs_cs_value *v)
 	       v[t->scope_col - 1].type != GS_CS_UNDEFINED;
 }
 
-/* Role rules on resident_tag (DOMAIN.md: device-sourced tags only;
+/* Role rules on resident_tag (DESIGN.md: device-sourced tags only;
  * restricted tags never leave the server, so no device may write one). */
 static int tag_rules(struct merge *m,
 		     const struct gs_table *t,
@@ -1922,7 +1922,7 @@ static int cmp_bytes(const struct gs_cs_value *a, const struct gs_cs_value *b)
 	return a->len < b->len ? -1 : a->len > b->len ? 1 : 0;
 }
 
-/* Events of one entry in the order DOMAIN.md applies them: per issue, by
+/* Events of one entry in the order DESIGN.md applies them: per issue, by
  * (hlc, base_rev), creation before the moves it enables, then id. */
 static int cmp_event(const void *pa, const void *pb)
 {

@@ -1,6 +1,6 @@
 /*
  * The synthetic data generator (contract in synth.h, parameters in
- * DOMAIN.md "Synthetic data").
+ * DESIGN.md "Synthetic data").
  *
  * Shape of a run: reference rows first (admin areas, orgs, dictionaries),
  * then one community after another: its grids, then per micro-grid the
@@ -16,7 +16,7 @@
  * scoped database holds exactly the rows (and ids) of the full one that
  * the worker may see.
  *
- * Calibration notes (where DOMAIN.md's figures disagree with each other):
+ * Calibration notes (where DESIGN.md's figures disagree with each other):
  * its household size mix (1 p 25 %, ..., 5+ p 11 %) has a mean of at
  * least 2.54, above the census mean of 2.49 it is meant to reproduce, so
  * one-person households are raised to 27.5 % and 5+ lowered to 9.5 %
@@ -24,7 +24,7 @@
  * their age bands were tuned by running tests/bench/bench_synth: seed 42
  * gives 0-14 13.7 %, 60+ 19.5 %, 65+ 14.0 %, 80+ 2.5 %, 2.50 persons per
  * household, 61 households per micro-grid. Tag prevalences follow
- * DOMAIN.md per group; together they come to ~18 tags per 100 residents,
+ * DESIGN.md per group; together they come to ~18 tags per 100 residents,
  * not the ~80k (~11 per 100) of its volume table, which its own rates do
  * not add up to.
  */
@@ -96,7 +96,7 @@ uint32_t gs__synth_rng_below(struct gs_synth_rng *r, uint32_t n)
 	return (uint32_t)(((gs__synth_rng_next(r) >> 32) * (uint64_t)n) >> 32);
 }
 
-/* Prevalences in DOMAIN.md go down to 0.1 %: parts per million keep
+/* Prevalences in DESIGN.md go down to 0.1 %: parts per million keep
  * them exact in integers. */
 bool gs__synth_rng_ppm(struct gs_synth_rng *r, uint32_t ppm)
 {
@@ -211,7 +211,7 @@ static int tb_done(struct tb *b)
 /* ====================================================================== */
 
 /* Top ten with weights in 1/10,000: the first five sum to 30.8 % as in
- * DOMAIN.md, 李 first as in Sichuan. */
+ * DESIGN.md, 李 first as in Sichuan. */
 static const char *const top_surnames[] = { "李", "王", "张", "刘", "陈",
 					    "杨", "黄", "赵", "吴", "周" };
 static const uint16_t top_surname_w[] = { 790, 650, 600, 540, 500,
@@ -265,7 +265,7 @@ static const char *surname(struct gs_synth_rng *r)
 }
 
 /* Given-name seeds per birth cohort (≤1949, 1950s, 1960-70s, 1980s,
- * 1990s, 2000s, 2010s, 2020s), from DOMAIN.md's sources, mixed with
+ * 1990s, 2000s, 2010s, 2020s), from DESIGN.md's sources, mixed with
  * composed names below. */
 static const char *const given_m[8][10] = {
 	{ "德明", "志明", "福", "贵", "德", "永福", "长生", "正", "国华",
@@ -365,7 +365,7 @@ static const char *const road_suffix[] = { "路",       "街",       "巷",
 					   "北路二段", "南路一段", "东街" };
 static const char *const mgmt_labels[] = { "物业", "自管", "无物业" };
 
-/* Community archetypes (DOMAIN.md): weights, buildings per compound,
+/* Community archetypes (DESIGN.md): weights, buildings per compound,
  * floors, units per building, dwellings per floor, lift threshold. */
 enum { ARCH_OLD, ARCH_COMMODITY, ARCH_RESETTLE, ARCH_VILLAGE, N_ARCH };
 static const struct arch {
@@ -487,7 +487,7 @@ static const char *const departments[] = {
 };
 enum { DEPT_CG, DEPT_SJ, DEPT_ZJ, DEPT_XF, DEPT_MZ, DEPT_CL, DEPT_WJ, DEPT_RQ };
 
-/* Categories: 7 top levels (DOMAIN.md's mix), 3 levels. Level-3 rows
+/* Categories: 7 top levels (DESIGN.md's mix), 3 levels. Level-3 rows
  * carry title and description templates: $C compound, $B building,
  * $U unit, $R road, $N door number, $H room, $K the room above,
  * $P a name, $A an age (80-95). */
@@ -620,7 +620,7 @@ static const struct cat cats[] = {
 };
 #define N_CATS NELEM(cats)
 
-/* DOMAIN.md's issue mix over the seven top levels, in percent. */
+/* DESIGN.md's issue mix over the seven top levels, in percent. */
 static const uint16_t top_w[] = { 28, 18, 14, 12, 10, 12, 6 };
 static const char *const top_domain[] = { "city_event",     "city_event",
 					  "city_component", "city_event",
@@ -688,7 +688,7 @@ static const uint16_t dis_grade_w[] = { 10, 20, 30, 40 };
 static const char *const dis_grades[] = { "一级", "二级", "三级", "四级" };
 static const uint16_t zz_w[] = { 30, 30, 15, 10, 15 };
 
-/* SLA defaults of DOMAIN.md: handling per grade, hotline stages, the
+/* SLA defaults of DESIGN.md: handling per grade, hotline stages, the
  * callback after closing and the 3-hour mobilization. */
 static const struct sla {
 	const char *grade;
@@ -710,7 +710,7 @@ static const struct sla {
 /* ====================================================================== */
 
 /* What a profile varies. Everything else (household sizes, ages, tags,
- * archetypes) is DOMAIN.md's and the same for every profile. */
+ * archetypes) is DESIGN.md's and the same for every profile. */
 struct profile {
 	const char *name;
 	unsigned streets;
@@ -1760,7 +1760,7 @@ static int gen_grids(struct gen *g, int c, int n_micro)
 
 	if (n_gen > n_micro)
 		n_gen = n_micro;
-	/* Positions (DOMAIN.md): community centroids within 1.5 km of the
+	/* Positions (DESIGN.md): community centroids within 1.5 km of the
 	 * district centre, general grids within 500 m of theirs, micro-grids
 	 * within 200 m of their general grid's. Four road names per community
 	 * give its addresses. */
@@ -2380,7 +2380,7 @@ static const char *marital(struct gs_synth_rng *r, const struct member *m)
  * parity (odd for men), then the check character, wrong by default. The
  * sequence walks a per-(day, sex) counter through a permutation of the
  * 500 values of that parity, so numbers never repeat; past 500 people of
- * one sex born on one day (never at DOMAIN.md's volumes) the region code's
+ * one sex born on one day (never at DESIGN.md's volumes) the region code's
  * last two digits move on.
  */
 static void id_number(struct gen *g, char out[19], int64_t day, bool male)
@@ -2453,7 +2453,7 @@ static void draw_tag(struct gen *g, struct ptags *p, int tag, const char *grade)
 }
 
 /*
- * The tags of member i at DOMAIN.md's prevalence. hh_tag is the
+ * The tags of member i at DESIGN.md's prevalence. hh_tag is the
  * household's assistance tag (carried by its head) or -1; care marks the
  * infant whose household wants childcare. *frail: 失能/失智 (the resident
  * then gets an encrypted health note).
@@ -2721,7 +2721,7 @@ gen_household(struct gen *g, int gi, const char *dwelling_id, const char *usage)
 static int gen_dwelling(struct gen *g, int c, int gi)
 {
 	struct cursor *cu = &g->cur;
-	/* 5 % vacant, 8 % rented, 1 % 群租 (DOMAIN.md), the rest 自住. */
+	/* 5 % vacant, 8 % rented, 1 % 群租 (DESIGN.md), the rest 自住. */
 	uint32_t u = gs__synth_rng_below(&g->rng, 1000);
 	const char *usage = u < 50    ? "空置"
 			    : u < 130 ? "出租"
@@ -3298,7 +3298,7 @@ static void expand(struct tb *b, struct gs_synth_rng *r, const char *t)
 	}
 }
 
-/* Top level by DOMAIN.md's mix, then a leaf under it uniformly. */
+/* Top level by DESIGN.md's mix, then a leaf under it uniformly. */
 const char *gs__synth_issue_category(struct gs_synth_rng *r)
 {
 	char top = (char)('1' + pickw(r, top_w, NELEM(top_w)));
@@ -3317,7 +3317,7 @@ const char *gs__synth_issue_category(struct gs_synth_rng *r)
 	return cats[2].code;
 }
 
-/* Independent of the category, as DOMAIN.md gives one mix. */
+/* Independent of the category, as DESIGN.md gives one mix. */
 const char *gs__synth_issue_grade(struct gs_synth_rng *r)
 {
 	uint32_t u = gs__synth_rng_below(r, 100);

@@ -1,5 +1,5 @@
 /*
- * Journal throughput (RELIABILITY.md trap 9): uploads per second that
+ * Journal throughput (DESIGN.md trap 9): uploads per second that
  * gs__journal_sync appends, fsync on, with groups of 1, 16 and 256
  * uploads per commit; and, in the same run, the plain libgit2 way (loose
  * objects, one commit per group through git_commit_create with the ref)

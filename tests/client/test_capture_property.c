@@ -14,7 +14,7 @@
  * without a location, issues reported and moved along the paths a grid
  * worker may take offline. The seed is printed; GS_TEST_SEED=N replays it.
  * SQLite's iterator only ever sees bytes this device captured itself, and
- * only after our parser accepted them (RELIABILITY.md traps 1 and 7).
+ * only after our parser accepted them (DESIGN.md traps 1 and 7).
  *
  * gs-test: timeout=60
  */

@@ -22,7 +22,7 @@
 
 #include "gs_test.h"
 
-/* SQLite 3.40.1 spins forever on this (RELIABILITY.md trap 1). */
+/* SQLite 3.40.1 spins forever on this (DESIGN.md trap 1). */
 static const uint8_t trap8[] = {
 	0x54, 0x04, 0x01, 0x00, 0x00, 0x00, 0x54, 0x04
 };

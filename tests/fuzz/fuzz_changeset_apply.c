@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: whatever the strict parser ACCEPTS goes to the system
  * SQLite - the 3.40.1 the handhelds run, uninstrumented - to prove that
- * nothing we let through can hang or crash it (RELIABILITY.md traps 1, 7).
+ * nothing we let through can hang or crash it (DESIGN.md traps 1, 7).
  * Run with -timeout: a hang is a finding.
  *
  * For each accepted input (kind from the first byte, every class allowed):

@@ -658,7 +658,7 @@ static void oracle_fail(struct orc *o, const char *fmt, ...)
 	fprintf(stderr, "oracle seed %" PRIu64 ": %s\n", o->seed, o->fail);
 }
 
-/* ---- the state machine (DOMAIN.md's table, restated) --------------------
+/* ---- the state machine (DESIGN.md's table, restated) --------------------
  */
 
 static const struct rule {
@@ -1309,7 +1309,7 @@ static const char *ev_get(struct orc *o, const struct crow *r, const char *c)
 	return r->newv[col_of(&o->tab[T_EVENT], c)];
 }
 
-/* DOMAIN.md's order of one entry's events: per issue, by (hlc,
+/* DESIGN.md's order of one entry's events: per issue, by (hlc,
  * base_rev), creation first, then id. */
 static struct orc *SORT_O;
 static int ev_cmp(const void *pa, const void *pb)

@@ -1,5 +1,5 @@
 /*
- * The committed corpora (RELIABILITY.md T4/T5) replayed deterministically:
+ * The committed corpora (DESIGN.md T4/T5) replayed deterministically:
  *
  * - tests/data/malformed/: each file is rejected with exactly the reason
  *   its EXPECTED line names, in well under 10 ms, without allocating; every

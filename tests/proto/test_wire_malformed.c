@@ -1,5 +1,5 @@
 /*
- * RELIABILITY.md T5, the protobuf part: hand-built envelopes that break
+ * DESIGN.md T5, the protobuf part: hand-built envelopes that break
  * the wire format or the protocol's rules. Each must be refused with
  * GS_EPROTO and a detail naming the problem, in well under 10 ms, and the
  * oversized ones before a single allocation. A few must be accepted:

@@ -1,7 +1,7 @@
 /*
  * The pure merge decisions of policy.h, table by table: stamp order and
  * its tie-break, the clamp of future clocks, the per-column verdict (who
- * writes, whose clock, what is a conflict), DOMAIN.md's transition
+ * writes, whose clock, what is a conflict), DESIGN.md's transition
  * algorithm for every step, and the PushAck code for each parser reason.
  */
 #include <gridsync/hlc.h>

@@ -227,7 +227,7 @@ struct gs_issue_move_opts {
 	}
 
 /*
- * Move an issue to another state, as the device's role may (DOMAIN.md's
+ * Move an issue to another state, as the device's role may (DESIGN.md's
  * state machine). The move is recorded as an issue_event with the state
  * revision the device saw; the server decides it on the next sync.
  * Errors: GS_ENOTFOUND, GS_ESTATE (no such transition, or not for this

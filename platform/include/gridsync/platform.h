@@ -23,7 +23,7 @@
 	} while (0)
 
 /* Bad arguments to a public call return GS_EINVAL (the one macro that
- * hides control flow, as STYLE.md allows). */
+ * hides control flow, as DESIGN.md allows). */
 #define GS_CHECK_ARG(cond)                \
 	do {                              \
 		if (!(cond))              \

@@ -3,7 +3,7 @@
  *
  * Debian 12's SQLite 3.40.1 spins forever or crashes on malformed
  * changesets, and on well-formed ones that disagree with the schema
- * (RELIABILITY.md traps 1 and 7). So no byte that came from another machine
+ * (DESIGN.md traps 1 and 7). So no byte that came from another machine
  * may reach any sqlite3changeset_* or sqlite3changegroup_* call before this
  * parser has accepted it against the table manifest. The parser is bounded:
  * every read is checked against the end of the input, varints are at most 5

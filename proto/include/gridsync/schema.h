@@ -20,7 +20,7 @@
  */
 extern const char *const *const gs__schema_migrations[GS_SCHEMA_VERSION];
 
-/* Merge class of a table (ARCHITECTURE.md section 3). */
+/* Merge class of a table (DESIGN.md section 3). */
 enum gs_class {
 	GS_CLASS_R = 'R', /* reference: server only */
 	GS_CLASS_D = 'D', /* field-merged, per column last writer wins */
@@ -81,7 +81,7 @@ int gs__table_col(const struct gs_table *t, const char *name);
 /* Number of primary-key columns of t. */
 unsigned gs__table_n_pk(const struct gs_table *t);
 
-/* ---- issue (work order) state machine, DOMAIN.md -------------------- */
+/* ---- issue (work order) state machine, DESIGN.md -------------------- */
 
 enum gs_role {
 	GS_ROLE_GW = 1 << 0,  /* grid / micro-grid worker */
@@ -119,7 +119,7 @@ bool gs__state_valid(const char *state);
 /* True for closed, evaluated, invalid, cancelled. */
 bool gs__state_terminal(const char *state);
 
-/* Rank used only to detect "already past this point" (DOMAIN.md). */
+/* Rank used only to detect "already past this point" (DESIGN.md). */
 int gs__state_rank(const char *state);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Applying what the server sends to a handheld database (ARCHITECTURE.md
+ * Applying what the server sends to a handheld database (DESIGN.md
  * section 7). Server changes are authoritative, and local edits not yet
  * acknowledged stay visible: in one transaction, with capture off, the
  * pending outbox entries are undone (newest first), the download is

@@ -1,6 +1,6 @@
 /*
  * The sync protocol as a sans-IO engine: frames in, messages out, and the
- * session states declared once, for both ends (STYLE.md 3.8). It does no
+ * session states declared once, for both ends (DESIGN.md 3.8). It does no
  * I/O and keeps no timers: the transport feeds it whole frames and sends
  * what it encodes; the driver (client/sync.c on a handheld, the gridsyncd
  * connection handler on the server) decides what to say next.

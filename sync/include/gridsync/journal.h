@@ -1,7 +1,7 @@
 /*
  * The tamper-evident journal: every upload the server received (applied
  * or rejected) appended to a bare git repository with libgit2, committed
- * in groups, with fsync on (RELIABILITY.md traps 4 and 9). Stock `git log`
+ * in groups, with fsync on (DESIGN.md traps 4 and 9). Stock `git log`
  * and `git fsck` work on it. Loop thread only; one writer per repository.
  *
  * The store records each upload and its journal intent (srv_received with
@@ -32,7 +32,7 @@ struct gs_journal;
  * Open the bare repository at dir, creating it (and missing parents) if
  * there is none, with HEAD on GS_JOURNAL_REF. Initialises libgit2 (counted:
  * gs__journal_close releases it) and turns its fsync of the git directory
- * on (RELIABILITY.md trap 4). *out is closed with gs__journal_close; ctx is
+ * on (DESIGN.md trap 4). *out is closed with gs__journal_close; ctx is
  * borrowed for the journal's lifetime. GS_ENOMEM, GS_EIO, GS_ERROR.
  */
 int gs__journal_open(struct gs_journal **out,

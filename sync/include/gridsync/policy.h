@@ -1,6 +1,6 @@
 /*
- * The server's merge decisions as pure functions (ARCHITECTURE.md section
- * 6, DOMAIN.md "Issue (work order) state machine"): which write wins a
+ * The server's merge decisions as pure functions (DESIGN.md section
+ * 6, DESIGN.md "Issue (work order) state machine"): which write wins a
  * column, when two writes conflict, and what an uploaded issue transition
  * does. No I/O, no allocation: sync/merge.c asks, the store does. Each rule
  * has a table-driven test in tests/sync/test_policy.c. Internal (gs__).
@@ -115,7 +115,7 @@ struct gs_transition_decision {
 };
 
 /*
- * DOMAIN.md's server apply algorithm:
+ * DESIGN.md's server apply algorithm:
  * 1. no rule (from, to), or the actor is not the device (role, worker), or
  *    the rule is not for that role, or an assignee-only move by a grid
  *    worker who is not the assignee, or a cancel by a grid worker who is
@@ -136,7 +136,7 @@ void gs__transition_decide(const struct gs_transition_input *in,
 
 /*
  * Does rule r set the assignee and the deadline? Only a dispatch does
- * (DOMAIN.md rules 10 and 14: accepted or returned -> dispatched, by a
+ * (DESIGN.md rules 10 and 14: accepted or returned -> dispatched, by a
  * community, street or district centre). handled -> dispatched (rule 20,
  * rework) returns the order to the assignee it has. False for NULL.
  */

@@ -3,14 +3,14 @@
  * the device registry, the merge of pushed changesets and the scoped
  * download. One writer (the gridsyncd loop thread). Internal.
  *
- * The merge rules (ARCHITECTURE.md section 6, DOMAIN.md state machine) are
+ * The merge rules (DESIGN.md section 6, DESIGN.md state machine) are
  * written against struct gs_store_ops, the narrow storage interface below,
  * so that a PostgreSQL store can implement the same ops without touching
  * the rules. gs__store_open gives the embedded SQLite implementation (WAL,
  * synchronous=FULL).
  *
  * Durability: gs__store_push returns only after its transaction committed
- * (fsync'd): an ack sent after it is a promise (RELIABILITY.md I2).
+ * (fsync'd): an ack sent after it is a promise (DESIGN.md I2).
  */
 #ifndef GRIDSYNC_STORE_H
 #define GRIDSYNC_STORE_H

@@ -1,5 +1,5 @@
 /*
- * The synthetic data generator of DOMAIN.md ("Synthetic data"): realistic,
+ * The synthetic data generator of DESIGN.md ("Synthetic data"): realistic,
  * deterministic, Chinese-language reference and household data for a
  * Chengdu-like district, written into a database that gs__db_migrate has
  * brought to the replicated schema, plus text helpers that benchmarks and
@@ -61,7 +61,7 @@ enum gs_synth_profile {
 	/* One street, one community (~300 households): the hand-held demo,
 	 * unit tests. Generates in well under a second. */
 	GS_SYNTH_DEMO = 1,
-	/* DOMAIN.md defaults: 12 streets, 120 communities, ~1,000 general
+	/* DESIGN.md defaults: 12 streets, 120 communities, ~1,000 general
 	 * grids, 5,000 micro-grids, ~300k households, ~750k residents. */
 	GS_SYNTH_DISTRICT,
 };
@@ -240,7 +240,7 @@ int gs__synth_visit_summary(char *out, size_t cap, struct gs_synth_rng *r);
  * "ok" / "hazard" / "na") and recorded needs (养老/就业/托育/助残). */
 int gs__synth_visit_answers(char *out, size_t cap, struct gs_synth_rng *r);
 
-/* A level-3 category code by DOMAIN.md's mix (环境卫生 28 %, 安全隐患
+/* A level-3 category code by DESIGN.md's mix (环境卫生 28 %, 安全隐患
  * 18 %, ...); static storage. It names a row of the generated category. */
 const char *gs__synth_issue_category(struct gs_synth_rng *r);
 
@@ -248,7 +248,7 @@ const char *gs__synth_issue_category(struct gs_synth_rng *r);
 const char *gs__synth_issue_grade(struct gs_synth_rng *r);
 
 /* An issue of the given level-3 category code (NULL: one is drawn): a
- * title and a ~200-byte description from DOMAIN.md's slot templates. */
+ * title and a ~200-byte description from DESIGN.md's slot templates. */
 struct gs_synth_issue {
 	const char *category_code; /* static storage */
 	const char *grade;         /* static storage */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the hand-made malformed changesets of RELIABILITY.md T5 and the
+"""Write the hand-made malformed changesets of DESIGN.md T5 and the
 EXPECTED list (one line per file: name REASON [option=value ...]).
 
 Run from anywhere: python3 tests/data/malformed/make_corpus.py
